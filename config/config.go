@@ -1,0 +1,285 @@
+// Package config holds fmn's settings as one explicit, validated value.
+//
+// Every setting is an environment variable FMN_*; the same names may be given
+// in a config file (KEY=VALUE lines) passed with -config. The environment wins
+// over the file so that a deployment can override one value without editing
+// the file. Nothing here is global: Load returns a value that main passes down.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Defaults, with the reason beside each.
+const (
+	// DefaultListen keeps a fresh install private to the machine.
+	DefaultListen = "127.0.0.1:8080"
+	// DefaultDataDir holds the embedded Postgres cluster and the mail folder
+	// when no external database or SMTP server is configured.
+	DefaultDataDir = "data"
+	// DefaultMailFrom is only a placeholder; real deployments set FMN_MAIL_FROM.
+	DefaultMailFrom = "fmn@localhost"
+	// DefaultIRCNick is the nick the bot asks for.
+	DefaultIRCNick = "fmn-bot"
+	// DefaultDemoRate is a few messages a second: enough to watch the UI move,
+	// slow enough to read.
+	DefaultDemoRate = 3.0
+	// DefaultMaxMessageBytes bounds a bus frame. Real fedmsg envelopes are a
+	// few kilobytes; the largest seen (big composes) stay under 1 MiB.
+	DefaultMaxMessageBytes = 4 << 20
+)
+
+// Config is every setting of fmn. Field comments name the variable.
+type Config struct {
+	DatabaseURL string // FMN_DATABASE_URL; empty = private cluster in DataDir
+	DataDir     string // FMN_DATA_DIR
+	Listen      string // FMN_LISTEN
+	BaseURL     string // FMN_BASE_URL; links in mail point here
+
+	BusEndpoints    []string // FMN_BUS_ENDPOINTS, comma-separated ZeroMQ addresses
+	BusTopicPrefix  string   // FMN_BUS_TOPIC_PREFIX; empty = whole firehose
+	MaxMessageBytes int      // FMN_MAX_MESSAGE_BYTES
+
+	ValidateSignatures bool              // FMN_VALIDATE_SIGNATURES
+	CACert             string            // FMN_CA_CERT (path)
+	CRL                string            // FMN_CRL (path)
+	RoutingPolicy      string            // FMN_ROUTING_POLICY (path)
+	RoutingNitpicky    bool              // FMN_ROUTING_NITPICKY
+	BusReplay          map[string]string // FMN_BUS_REPLAY, PUB=REPLAY pairs
+
+	SMTPURL  string // FMN_SMTP_URL; empty = write mail to DataDir/mail
+	MailFrom string // FMN_MAIL_FROM
+	IRCURL   string // FMN_IRC_URL
+	IRCNick  string // FMN_IRC_NICK
+
+	Demo       bool    // FMN_DEMO: run a built-in bus replaying DemoCorpus
+	DemoCorpus string  // FMN_DEMO_CORPUS: a file or folder of envelopes
+	DemoRate   float64 // FMN_DEMO_RATE: messages per second
+
+	Admins   []string // FMN_ADMINS: usernames with access to /admin
+	LogLevel string   // FMN_LOG_LEVEL: debug, info, warn, error
+}
+
+// Load reads the config file (if path is not empty) and then the environment
+// (env is os.Environ()-shaped), and validates the result. The error lists
+// every problem found, not only the first.
+func Load(path string, env []string) (Config, error) {
+	vals := map[string]string{}
+	if path != "" {
+		fileVals, err := readFile(path)
+		if err != nil {
+			return Config{}, err
+		}
+		for k, v := range fileVals {
+			vals[k] = v
+		}
+	}
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, "FMN_") {
+			vals[k] = v
+		}
+	}
+	return parse(vals)
+}
+
+func readFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open config file: %w", err)
+	}
+	defer f.Close()
+	vals := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(k), "export "))
+		if !ok || !strings.HasPrefix(k, "FMN_") {
+			return nil, fmt.Errorf("config file %s line %d: want FMN_NAME=value", path, n)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
+			v = v[1 : len(v)-1]
+		}
+		vals[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read config file %s: %w", path, err)
+	}
+	return vals, nil
+}
+
+// known lists every accepted key, so that a typo is reported instead of
+// silently ignored.
+var known = map[string]bool{
+	"FMN_DATABASE_URL": true, "FMN_DATA_DIR": true, "FMN_LISTEN": true, "FMN_BASE_URL": true,
+	"FMN_BUS_ENDPOINTS": true, "FMN_BUS_TOPIC_PREFIX": true, "FMN_MAX_MESSAGE_BYTES": true,
+	"FMN_VALIDATE_SIGNATURES": true, "FMN_CA_CERT": true, "FMN_CRL": true,
+	"FMN_ROUTING_POLICY": true, "FMN_ROUTING_NITPICKY": true, "FMN_BUS_REPLAY": true,
+	"FMN_SMTP_URL": true, "FMN_MAIL_FROM": true, "FMN_IRC_URL": true, "FMN_IRC_NICK": true,
+	"FMN_DEMO": true, "FMN_DEMO_CORPUS": true, "FMN_DEMO_RATE": true,
+	"FMN_ADMINS": true, "FMN_LOG_LEVEL": true,
+	// Read by the test helpers only; accepted so a developer's shell does not
+	// make the service refuse to start.
+	"FMN_TEST_DATABASE_URL": true,
+}
+
+func parse(vals map[string]string) (Config, error) {
+	var errs []error
+	get := func(k, def string) string {
+		if v, ok := vals[k]; ok && v != "" {
+			return v
+		}
+		return def
+	}
+	getBool := func(k string) bool {
+		v := get(k, "false")
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a boolean (use true or false)", k, v))
+		}
+		return b
+	}
+	for k := range vals {
+		if !known[k] {
+			errs = append(errs, fmt.Errorf("%s: unknown setting", k))
+		}
+	}
+	c := Config{
+		DatabaseURL:        get("FMN_DATABASE_URL", ""),
+		DataDir:            get("FMN_DATA_DIR", DefaultDataDir),
+		Listen:             get("FMN_LISTEN", DefaultListen),
+		BaseURL:            strings.TrimRight(get("FMN_BASE_URL", ""), "/"),
+		BusEndpoints:       splitList(get("FMN_BUS_ENDPOINTS", "")),
+		BusTopicPrefix:     get("FMN_BUS_TOPIC_PREFIX", ""),
+		ValidateSignatures: getBool("FMN_VALIDATE_SIGNATURES"),
+		CACert:             get("FMN_CA_CERT", ""),
+		CRL:                get("FMN_CRL", ""),
+		RoutingPolicy:      get("FMN_ROUTING_POLICY", ""),
+		RoutingNitpicky:    getBool("FMN_ROUTING_NITPICKY"),
+		BusReplay:          map[string]string{},
+		SMTPURL:            get("FMN_SMTP_URL", ""),
+		MailFrom:           get("FMN_MAIL_FROM", DefaultMailFrom),
+		IRCURL:             get("FMN_IRC_URL", ""),
+		IRCNick:            get("FMN_IRC_NICK", DefaultIRCNick),
+		Demo:               getBool("FMN_DEMO"),
+		DemoCorpus:         get("FMN_DEMO_CORPUS", filepath.Join("testdata", "fedmsg-meta.jsonl")),
+		Admins:             splitList(get("FMN_ADMINS", "")),
+		LogLevel:           get("FMN_LOG_LEVEL", "info"),
+	}
+	if c.BaseURL == "" {
+		c.BaseURL = "http://" + c.Listen
+	}
+	var err error
+	if c.MaxMessageBytes, err = strconv.Atoi(get("FMN_MAX_MESSAGE_BYTES", strconv.Itoa(DefaultMaxMessageBytes))); err != nil || c.MaxMessageBytes < 1024 {
+		errs = append(errs, fmt.Errorf("FMN_MAX_MESSAGE_BYTES: want a whole number of bytes, at least 1024"))
+	}
+	if c.DemoRate, err = strconv.ParseFloat(get("FMN_DEMO_RATE", strconv.FormatFloat(DefaultDemoRate, 'f', -1, 64)), 64); err != nil || c.DemoRate <= 0 {
+		errs = append(errs, fmt.Errorf("FMN_DEMO_RATE: want a positive number of messages per second"))
+	}
+	for _, pair := range splitList(get("FMN_BUS_REPLAY", "")) {
+		pub, rep, ok := strings.Cut(pair, "=")
+		if !ok || pub == "" || rep == "" {
+			errs = append(errs, fmt.Errorf("FMN_BUS_REPLAY: %q is not a PUB=REPLAY pair", pair))
+			continue
+		}
+		c.BusReplay[pub] = rep
+	}
+	errs = append(errs, c.validate()...)
+	if len(errs) > 0 {
+		return c, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// Validate checks a Config built in code (tests build them directly).
+func (c Config) Validate() error { return errors.Join(c.validate()...) }
+
+func (c Config) validate() []error {
+	var errs []error
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, errors.New("FMN_DATABASE_URL: want a postgres:// URL"))
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("FMN_LISTEN: %q is not host:port", c.Listen))
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("FMN_BASE_URL: %q is not an http(s) URL", c.BaseURL))
+	}
+	for _, ep := range c.BusEndpoints {
+		if !strings.HasPrefix(ep, "tcp://") && !strings.HasPrefix(ep, "ipc://") {
+			errs = append(errs, fmt.Errorf("FMN_BUS_ENDPOINTS: %q: want tcp://host:port or ipc://path", ep))
+		}
+	}
+	if c.ValidateSignatures && c.CACert == "" {
+		errs = append(errs, errors.New("FMN_CA_CERT: required when FMN_VALIDATE_SIGNATURES is true"))
+	}
+	if c.SMTPURL != "" {
+		if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
+			errs = append(errs, errors.New("FMN_SMTP_URL: want smtp://[user:password@]host[:port] or smtps://…"))
+		}
+	}
+	if _, err := mail.ParseAddress(c.MailFrom); err != nil || strings.ContainsAny(c.MailFrom, "\r\n") {
+		errs = append(errs, fmt.Errorf("FMN_MAIL_FROM: %q is not an email address", c.MailFrom))
+	}
+	if c.IRCURL != "" {
+		if u, err := url.Parse(c.IRCURL); err != nil || (u.Scheme != "irc" && u.Scheme != "ircs") || u.Hostname() == "" {
+			errs = append(errs, errors.New("FMN_IRC_URL: want irc://host:port or ircs://host:port"))
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("FMN_LOG_LEVEL: %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errs
+}
+
+// Redacted returns a URL with its password replaced, for logs.
+func Redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable)"
+	}
+	return u.Redacted()
+}
+
+// LogValues lists the settings for the start-up log line, with secrets
+// redacted.
+func (c Config) LogValues() []any {
+	db := "embedded:" + c.DataDir
+	if c.DatabaseURL != "" {
+		db = Redacted(c.DatabaseURL)
+	}
+	smtp := "folder:" + filepath.Join(c.DataDir, "mail")
+	if c.SMTPURL != "" {
+		smtp = Redacted(c.SMTPURL)
+	}
+	return []any{"database", db, "listen", c.Listen, "base_url", c.BaseURL,
+		"bus_endpoints", c.BusEndpoints, "smtp", smtp, "demo", c.Demo}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,80 @@
+// Package metrics defines fmn's Prometheus collectors on a registry of their
+// own (never the global one), so that each service instance, and each test,
+// counts for itself.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds every collector fmn updates.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	BusReceived  *prometheus.CounterVec // endpoint
+	BusStored    prometheus.Counter
+	BusDuplicate prometheus.Counter
+	BusDropped   *prometheus.CounterVec // reason
+	BusGaps      *prometheus.CounterVec // endpoint
+	BusConnected *prometheus.GaugeVec   // endpoint
+	BusLastSeen  *prometheus.GaugeVec   // endpoint, unix seconds
+
+	Matched  prometheus.Counter
+	Sent     *prometheus.CounterVec // channel
+	Failures *prometheus.CounterVec // channel
+}
+
+// New creates and registers the collectors, with the Go runtime's own.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		BusReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fmn_bus_messages_received_total", Help: "Bus messages received, valid or not, per endpoint.",
+		}, []string{"endpoint"}),
+		BusStored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fmn_bus_messages_stored_total", Help: "Bus messages stored for the first time.",
+		}),
+		BusDuplicate: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fmn_bus_messages_duplicate_total", Help: "Bus messages whose msg_id was already stored.",
+		}),
+		BusDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fmn_bus_messages_dropped_total", Help: "Bus messages refused, by reason.",
+		}, []string{"reason"}),
+		BusGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fmn_bus_gaps_total", Help: "Sequence gaps seen per endpoint.",
+		}, []string{"endpoint"}),
+		BusConnected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fmn_bus_endpoint_connected", Help: "1 while the endpoint's socket is connected.",
+		}, []string{"endpoint"}),
+		BusLastSeen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fmn_bus_endpoint_last_message_seconds", Help: "Unix time of the last message from the endpoint.",
+		}, []string{"endpoint"}),
+		Matched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fmn_notifications_created_total", Help: "Notifications created by rule matches.",
+		}),
+		Sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fmn_notifications_sent_total", Help: "Notifications delivered, per channel.",
+		}, []string{"channel"}),
+		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fmn_delivery_failures_total", Help: "Failed delivery attempts, per channel.",
+		}, []string{"channel"}),
+	}
+	r.MustRegister(m.BusReceived, m.BusStored, m.BusDuplicate, m.BusDropped, m.BusGaps, m.BusConnected,
+		m.BusLastSeen, m.Matched, m.Sent, m.Failures,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, ch := range []string{"email", "irc", "push"} {
+		m.Sent.WithLabelValues(ch)
+		m.Failures.WithLabelValues(ch)
+	}
+	return m
+}
+
+// Handler serves the registry in Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,172 @@
+// Package pgcluster runs a private PostgreSQL cluster in a folder, using the
+// server binaries installed on the machine. It is fmn's embedded default:
+// without FMN_DATABASE_URL, `fmn serve` keeps its data here, so trying fmn
+// needs no database setup.
+package pgcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cluster is a running private cluster.
+type Cluster struct {
+	// URL connects to the cluster's "fmn" database over its Unix socket.
+	URL string
+
+	bin    string
+	pgdata string
+	cred   *syscall.Credential
+	log    *slog.Logger
+}
+
+// ErrNoPostgres says the server binaries are missing, in words for the user.
+var ErrNoPostgres = errors.New("PostgreSQL server binaries (initdb, pg_ctl) not found: install them (Debian: apt-get install postgresql) or set FMN_DATABASE_URL to an existing database")
+
+// FindBinDir returns the folder holding initdb and pg_ctl: from PATH, else
+// the newest Debian-style /usr/lib/postgresql/N/bin.
+func FindBinDir() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if _, err := exec.LookPath("pg_ctl"); err == nil {
+			// Debian links these into /usr/local/bin or /usr/bin; resolve
+			// so that postgres itself is found beside them.
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				p = real
+			}
+			return filepath.Dir(p), nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	return "", ErrNoPostgres
+}
+
+func version(binDir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return v
+}
+
+// Start initialises the cluster in dir on first use and starts it (or finds
+// it running). PostgreSQL refuses to run as root, so under root the server
+// runs as the "postgres" system user that Debian's package creates.
+func Start(ctx context.Context, dir string, log *slog.Logger) (*Cluster, error) {
+	bin, err := FindBinDir()
+	if err != nil {
+		return nil, err
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	c := &Cluster{bin: bin, pgdata: filepath.Join(dir, "pgdata"), log: log}
+	sock := filepath.Join(dir, "pgsock")
+	if len(sock) > 90 {
+		return nil, fmt.Errorf("data folder path %s is too long for a Unix socket; use a shorter FMN_DATA_DIR", dir)
+	}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, errors.New("running as root, but there is no 'postgres' system user to run the database server as; run fmn as a normal user or install Debian's postgresql package")
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	for _, d := range []string{dir, c.pgdata, sock} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if c.cred != nil {
+		// The server user must reach its folders; dir itself stays
+		// root's but is opened for traversal only.
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return nil, fmt.Errorf("open data folder for the postgres user: %w", err)
+		}
+		for _, d := range []string{c.pgdata, sock} {
+			if err := os.Chown(d, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+				return nil, fmt.Errorf("give %s to the postgres user: %w", d, err)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(c.pgdata, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		log.Info("initialising private PostgreSQL cluster", "dir", c.pgdata)
+		if err := c.run(ctx, "initdb", "-D", c.pgdata, "-U", "fmn", "--auth=trust", "-E", "UTF8", "--no-locale"); err != nil {
+			return nil, fmt.Errorf("initdb: %w", err)
+		}
+	}
+	if c.run(ctx, "pg_ctl", "-D", c.pgdata, "status") != nil {
+		opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories='%s' -c max_connections=200", sock)
+		if err := c.run(ctx, "pg_ctl", "-D", c.pgdata, "-l", filepath.Join(c.pgdata, "server.log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
+			return nil, fmt.Errorf("start PostgreSQL (see %s): %w", filepath.Join(c.pgdata, "server.log"), err)
+		}
+	}
+	base := "postgres://fmn@/%s?host=" + url.QueryEscape(sock)
+	if err := ensureDB(ctx, fmt.Sprintf(base, "postgres"), "fmn"); err != nil {
+		return nil, err
+	}
+	c.URL = fmt.Sprintf(base, "fmn")
+	return c, nil
+}
+
+func ensureDB(ctx context.Context, adminURL, name string) error {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return fmt.Errorf("connect to private cluster: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database: %w", err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return fmt.Errorf("create database %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Stop shuts the server down, letting running transactions end first.
+func (c *Cluster) Stop(ctx context.Context) error {
+	return c.run(ctx, "pg_ctl", "-D", c.pgdata, "-m", "fast", "-w", "stop")
+}
+
+func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
+	cmd.Dir = "/"
+	if c.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(lastLines(string(out), 5)))
+	}
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,106 @@
+// Package rules holds the rule model, its validation and the matcher that
+// decides, for each message, which users' destinations hear about it.
+package rules
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"fmn/apperr"
+)
+
+// Limits that keep one user's rules from costing everybody: they bound the
+// work the matcher does per rule and the size of the index.
+const (
+	maxNameLen      = 100
+	maxEntries      = 200
+	maxPatternLen   = 255
+	maxDestinations = 20
+)
+
+// Rule is a user's rule in the shape of DESIGN.md.
+type Rule struct {
+	ID           int64   `json:"id"`
+	UserID       int64   `json:"-"`
+	Owner        string  `json:"-"` // the owner's user name, filled for matching
+	Name         string  `json:"name"`
+	Enabled      bool    `json:"enabled"`
+	Track        Track   `json:"track"`
+	Filters      Filters `json:"filters"`
+	Destinations []int64 `json:"destinations"`
+}
+
+// Track lists what a rule follows: a message is tracked when any entry hits.
+type Track struct {
+	Mine     bool     `json:"mine,omitempty"`
+	Users    []string `json:"users,omitempty"`
+	Packages []string `json:"packages,omitempty"`
+	Topics   []string `json:"topics,omitempty"`
+	Apps     []string `json:"apps,omitempty"`
+}
+
+// Filters must all pass for a tracked message to be delivered.
+type Filters struct {
+	AppsExclude   []string `json:"apps_exclude,omitempty"`
+	TopicsExclude []string `json:"topics_exclude,omitempty"`
+	NotMyActions  bool     `json:"not_my_actions,omitempty"`
+}
+
+// Validate checks a rule's shape and reports the first offending field by its
+// JSON path, so the API and the editor can show the error beside the input.
+func (r *Rule) Validate() error {
+	r.Name = strings.TrimSpace(r.Name)
+	if r.Name == "" {
+		return apperr.Invalid("name", "a rule needs a name")
+	}
+	if utf8.RuneCountInString(r.Name) > maxNameLen || hasControl(r.Name) {
+		return apperr.Invalid("name", "a name is at most %d characters, without control characters", maxNameLen)
+	}
+	lists := []struct {
+		field string
+		vals  []string
+	}{
+		{"track.users", r.Track.Users},
+		{"track.packages", r.Track.Packages},
+		{"track.topics", r.Track.Topics},
+		{"track.apps", r.Track.Apps},
+		{"filters.apps_exclude", r.Filters.AppsExclude},
+		{"filters.topics_exclude", r.Filters.TopicsExclude},
+	}
+	for _, l := range lists {
+		if len(l.vals) > maxEntries {
+			return apperr.Invalid(l.field, "at most %d entries", maxEntries)
+		}
+		for _, v := range l.vals {
+			if strings.TrimSpace(v) == "" {
+				return apperr.Invalid(l.field, "entries must not be empty")
+			}
+			if len(v) > maxPatternLen || hasControl(v) || strings.ContainsAny(v, " \t") {
+				return apperr.Invalid(l.field, "%q is not a valid pattern (no spaces or control characters, at most %d bytes)", v, maxPatternLen)
+			}
+		}
+	}
+	t := r.Track
+	if !t.Mine && len(t.Users)+len(t.Packages)+len(t.Topics)+len(t.Apps) == 0 {
+		return apperr.Invalid("track", "a rule must track something: mine, users, packages, topics or apps")
+	}
+	if len(r.Destinations) > maxDestinations {
+		return apperr.Invalid("destinations", "at most %d destinations", maxDestinations)
+	}
+	seen := map[int64]bool{}
+	for _, d := range r.Destinations {
+		if d <= 0 || seen[d] {
+			return apperr.Invalid("destinations", "destination ids must be distinct positive numbers")
+		}
+		seen[d] = true
+	}
+	return nil
+}
+
+func hasControl(s string) bool {
+	if !utf8.ValidString(s) {
+		return true
+	}
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
+}

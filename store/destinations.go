@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"fmn/apperr"
+)
+
+// ConfirmTTL is how long a confirmation link stays valid: long enough to
+// find the mail the next morning, short enough that an old mailbox leak is
+// useless.
+const ConfirmTTL = 48 * time.Hour
+
+// Destination is where a user receives notifications.
+type Destination struct {
+	ID            int64           `json:"id"`
+	UserID        int64           `json:"-"`
+	Kind          string          `json:"kind"`
+	Address       string          `json:"address"`
+	Enabled       bool            `json:"enabled"`
+	Delivery      json.RawMessage `json:"delivery"`
+	MutedUntil    *time.Time      `json:"muted_until"`
+	Confirmed     bool            `json:"confirmed"`
+	FailingReason string          `json:"failing_reason,omitempty"`
+	CreatedAt     time.Time       `json:"created_at"`
+}
+
+const destinationCols = `id, user_id, kind, address, enabled, delivery, muted_until,
+	confirmed_at IS NOT NULL, coalesce(failing_reason, ''), created_at`
+
+func scanDestination(row pgx.Row) (Destination, error) {
+	var d Destination
+	err := row.Scan(&d.ID, &d.UserID, &d.Kind, &d.Address, &d.Enabled, &d.Delivery,
+		&d.MutedUntil, &d.Confirmed, &d.FailingReason, &d.CreatedAt)
+	return d, err
+}
+
+// CreateDestination inserts an unconfirmed destination inside tx, so that the
+// caller can commit it together with the job that sends its confirmation.
+func CreateDestination(ctx context.Context, tx pgx.Tx, userID int64, kind, address string) (Destination, error) {
+	d, err := scanDestination(tx.QueryRow(ctx, `
+		INSERT INTO destinations (user_id, kind, address) VALUES ($1, $2, $3)
+		RETURNING `+destinationCols, userID, kind, address))
+	return d, translate(err, "create destination")
+}
+
+// ListDestinations returns a user's destinations, oldest first.
+func (s *Store) ListDestinations(ctx context.Context, userID int64) ([]Destination, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT `+destinationCols+` FROM destinations WHERE user_id = $1 ORDER BY id`, userID)
+	if err != nil {
+		return nil, translate(err, "list destinations")
+	}
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Destination, error) { return scanDestination(r) })
+	return ds, translate(err, "list destinations")
+}
+
+// GetDestination returns one of a user's destinations; another user's is
+// ErrNotFound.
+func (s *Store) GetDestination(ctx context.Context, userID, id int64) (Destination, error) {
+	d, err := scanDestination(s.Pool.QueryRow(ctx, `SELECT `+destinationCols+` FROM destinations WHERE id = $1 AND user_id = $2`, id, userID))
+	return d, translate(err, "get destination")
+}
+
+// DestinationByID returns a destination whoever owns it, for workers.
+func (s *Store) DestinationByID(ctx context.Context, id int64) (Destination, error) {
+	d, err := scanDestination(s.Pool.QueryRow(ctx, `SELECT `+destinationCols+` FROM destinations WHERE id = $1`, id))
+	return d, translate(err, "get destination")
+}
+
+// NewConfirmCode makes a fresh confirmation code for an unconfirmed
+// destination and stores its hash; any earlier code stops working. It returns
+// ErrNotFound when the destination is gone or already confirmed.
+func (s *Store) NewConfirmCode(ctx context.Context, id int64) (string, error) {
+	code, hash := NewSecret("")
+	tag, err := s.Pool.Exec(ctx, `
+		UPDATE destinations SET confirm_hash = $2, confirm_expires_at = now() + $3::interval
+		WHERE id = $1 AND confirmed_at IS NULL`, id, hash, ConfirmTTL.String())
+	if err != nil {
+		return "", translate(err, "store confirmation code")
+	}
+	if tag.RowsAffected() == 0 {
+		return "", apperr.ErrNotFound
+	}
+	return code, nil
+}
+
+// ConfirmByCode confirms the destination a code was issued for (the mailed
+// link). A code works once and only until it expires.
+func (s *Store) ConfirmByCode(ctx context.Context, code string) (Destination, error) {
+	d, err := scanDestination(s.Pool.QueryRow(ctx, `
+		UPDATE destinations SET confirmed_at = now(), confirm_hash = NULL, confirm_expires_at = NULL
+		WHERE confirm_hash = $1 AND confirm_expires_at > now() AND confirmed_at IS NULL
+		RETURNING `+destinationCols, HashSecret(code)))
+	return d, translate(err, "confirm destination")
+}
+
+// ConfirmDestination confirms one of a user's destinations with its code (the
+// API path). A wrong code and an unknown destination look the same.
+func (s *Store) ConfirmDestination(ctx context.Context, userID, id int64, code string) (Destination, error) {
+	var d Destination
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		var hash []byte
+		err := tx.QueryRow(ctx, `SELECT confirm_hash FROM destinations
+			WHERE id = $1 AND user_id = $2 AND confirmed_at IS NULL AND confirm_expires_at > now() FOR UPDATE`,
+			id, userID).Scan(&hash)
+		if err != nil {
+			return translate(err, "find destination to confirm")
+		}
+		if subtle.ConstantTimeCompare(hash, HashSecret(code)) != 1 {
+			return apperr.Invalid("code", "the confirmation code is wrong or has expired")
+		}
+		d, err = scanDestination(tx.QueryRow(ctx, `UPDATE destinations SET confirmed_at = now(), confirm_hash = NULL,
+			confirm_expires_at = NULL WHERE id = $1 RETURNING `+destinationCols, id))
+		return translate(err, "confirm destination")
+	})
+	if err == apperr.ErrNotFound {
+		// Already confirmed, expired, or not this user's: say only that the
+		// code does not work.
+		return d, apperr.Invalid("code", "the confirmation code is wrong or has expired")
+	}
+	return d, err
+}
+
+// DestinationPatch holds the settable fields of a destination; nil leaves a
+// field as it is.
+type DestinationPatch struct {
+	Enabled    *bool
+	Delivery   json.RawMessage
+	MutedUntil **time.Time
+}
+
+// UpdateDestination applies a patch to one of a user's destinations.
+func (s *Store) UpdateDestination(ctx context.Context, userID, id int64, p DestinationPatch) (Destination, error) {
+	var muteSet bool
+	var mute *time.Time
+	if p.MutedUntil != nil {
+		muteSet, mute = true, *p.MutedUntil
+	}
+	var delivery []byte
+	if p.Delivery != nil {
+		delivery = p.Delivery
+	}
+	d, err := scanDestination(s.Pool.QueryRow(ctx, `
+		UPDATE destinations SET
+			enabled = coalesce($3, enabled),
+			delivery = coalesce($4::jsonb, delivery),
+			muted_until = CASE WHEN $5 THEN $6 ELSE muted_until END
+		WHERE id = $1 AND user_id = $2 RETURNING `+destinationCols,
+		id, userID, p.Enabled, delivery, muteSet, mute))
+	return d, translate(err, "update destination")
+}
+
+// SetDestinationFailing records why a destination stopped working (a
+// permanent delivery failure), or clears it with "".
+func (s *Store) SetDestinationFailing(ctx context.Context, id int64, reason string) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE destinations SET failing_reason = nullif($2, '') WHERE id = $1`, id, reason)
+	return translate(err, "mark destination failing")
+}

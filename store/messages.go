@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"fmn/rules/meta"
+)
+
+// NewMessage is a bus message ready to be stored.
+type NewMessage struct {
+	MsgID    string
+	Meta     meta.Metadata
+	SentAt   *time.Time
+	Endpoint string
+	Envelope []byte // the envelope JSON as received
+}
+
+// Message is a stored message as users see it.
+type Message struct {
+	ID         int64      `json:"id"`
+	MsgID      string     `json:"msg_id"`
+	Topic      string     `json:"topic"`
+	App        string     `json:"app"`
+	Agent      string     `json:"agent"`
+	Usernames  []string   `json:"usernames"`
+	Packages   []string   `json:"packages"`
+	Summary    string     `json:"summary"`
+	Link       string     `json:"link"`
+	Severity   string     `json:"severity,omitempty"`
+	SentAt     *time.Time `json:"sent_at"`
+	ReceivedAt time.Time  `json:"received_at"`
+}
+
+const messageCols = `m.id, m.msg_id, m.topic, m.app, m.agent, m.usernames, m.packages, m.summary, m.link, m.severity, m.sent_at, m.received_at`
+
+func scanMessage(row pgx.Row) (Message, error) {
+	var m Message
+	err := row.Scan(&m.ID, &m.MsgID, &m.Topic, &m.App, &m.Agent, &m.Usernames, &m.Packages,
+		&m.Summary, &m.Link, &m.Severity, &m.SentAt, &m.ReceivedAt)
+	return m, err
+}
+
+// InsertMessages stores a batch in tx, idempotently on msg_id. The returned
+// slice holds, for each input, the new row's id, or 0 when that msg_id was
+// already stored (by an earlier batch, another endpoint or another fmn).
+func InsertMessages(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]int64, error) {
+	b := &pgx.Batch{}
+	for _, m := range msgs {
+		md := m.Meta
+		b.Queue(`INSERT INTO messages (msg_id, topic, app, agent, usernames, packages, summary, link, severity, sent_at, endpoint, envelope)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			ON CONFLICT (msg_id) DO NOTHING RETURNING id`,
+			m.MsgID, md.Topic, md.App, md.Agent, md.Usernames, md.Packages, md.Summary, md.Link, md.Severity,
+			m.SentAt, m.Endpoint, m.Envelope)
+	}
+	res := tx.SendBatch(ctx, b)
+	defer res.Close()
+	ids := make([]int64, len(msgs))
+	for i := range msgs {
+		err := res.QueryRow().Scan(&ids[i])
+		if err == pgx.ErrNoRows {
+			ids[i] = 0
+			continue
+		}
+		if err != nil {
+			return nil, translate(err, "store message")
+		}
+	}
+	return ids, translate(res.Close(), "store messages")
+}
+
+// RecentMessages returns the newest stored messages, newest first; beforeID
+// > 0 pages back from there.
+func (s *Store) RecentMessages(ctx context.Context, limit int, beforeID int64) ([]Message, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT `+messageCols+` FROM messages m
+		WHERE $2 = 0 OR m.id < $2 ORDER BY m.id DESC LIMIT $1`, limit, beforeID)
+	if err != nil {
+		return nil, translate(err, "list messages")
+	}
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+	return ms, translate(err, "list messages")
+}
+
+// CountMessages returns how many messages are stored.
+func (s *Store) CountMessages(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM messages`).Scan(&n)
+	return n, translate(err, "count messages")
+}

@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"fmn/rules"
+)
+
+// NewNotification is a notification row just created, with what the caller
+// needs to queue its delivery job.
+type NewNotification struct {
+	ID            int64
+	DestinationID int64
+	Kind          string
+}
+
+// InsertNotifications records the matches of one stored message in tx. A
+// (message, destination) pair that already exists is skipped, so a replay
+// never notifies twice.
+func InsertNotifications(ctx context.Context, tx pgx.Tx, messageID int64, ms []rules.Match) ([]NewNotification, error) {
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	users := make([]int64, len(ms))
+	ruleIDs := make([]int64, len(ms))
+	dests := make([]int64, len(ms))
+	for i, m := range ms {
+		users[i], ruleIDs[i], dests[i] = m.UserID, m.RuleID, m.DestinationID
+	}
+	rows, err := tx.Query(ctx, `
+		WITH ins AS (
+			INSERT INTO notifications (message_id, user_id, rule_id, destination_id)
+			SELECT $1, u, r, d FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS t(u, r, d)
+			ON CONFLICT (message_id, destination_id) DO NOTHING
+			RETURNING id, destination_id)
+		SELECT ins.id, ins.destination_id, d.kind FROM ins JOIN destinations d ON d.id = ins.destination_id`,
+		messageID, users, ruleIDs, dests)
+	if err != nil {
+		return nil, translate(err, "insert notifications")
+	}
+	ns, err := pgx.CollectRows(rows, pgx.RowToStructByPos[NewNotification])
+	return ns, translate(err, "insert notifications")
+}
+
+// Notification is a notification as its owner sees it in the history.
+type Notification struct {
+	ID            int64      `json:"id"`
+	Status        string     `json:"status"`
+	Error         string     `json:"error,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	SentAt        *time.Time `json:"sent_at"`
+	DestinationID int64      `json:"destination_id"`
+	RuleID        *int64     `json:"rule_id"`
+	RuleName      string     `json:"rule_name,omitempty"`
+	Message       Message    `json:"message"`
+}
+
+const notificationCols = `n.id, n.status, coalesce(n.error, ''), n.created_at, n.sent_at, n.destination_id, n.rule_id,
+	coalesce(r.name, ''), ` + messageCols
+
+const notificationFrom = ` FROM notifications n JOIN messages m ON m.id = n.message_id LEFT JOIN rules r ON r.id = n.rule_id `
+
+func scanNotification(row pgx.Row) (Notification, error) {
+	var n Notification
+	m := &n.Message
+	err := row.Scan(&n.ID, &n.Status, &n.Error, &n.CreatedAt, &n.SentAt, &n.DestinationID, &n.RuleID, &n.RuleName,
+		&m.ID, &m.MsgID, &m.Topic, &m.App, &m.Agent, &m.Usernames, &m.Packages, &m.Summary, &m.Link, &m.Severity, &m.SentAt, &m.ReceivedAt)
+	return n, err
+}
+
+// ListNotifications returns a user's newest notifications first.
+func (s *Store) ListNotifications(ctx context.Context, userID int64, limit int, beforeID int64) ([]Notification, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT `+notificationCols+notificationFrom+`
+		WHERE n.user_id = $1 AND ($3 = 0 OR n.id < $3) ORDER BY n.id DESC LIMIT $2`, userID, limit, beforeID)
+	if err != nil {
+		return nil, translate(err, "list notifications")
+	}
+	ns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+	return ns, translate(err, "list notifications")
+}
+
+// GetNotification returns a notification whoever owns it, for workers.
+func (s *Store) GetNotification(ctx context.Context, id int64) (Notification, error) {
+	n, err := scanNotification(s.Pool.QueryRow(ctx, `SELECT `+notificationCols+notificationFrom+` WHERE n.id = $1`, id))
+	return n, translate(err, "get notification")
+}
+
+// ClaimNotification moves a pending (or interrupted) notification to
+// "sending" and reports whether the caller should send it. A notification
+// already sent is never claimed again: that is what keeps a retried job from
+// sending twice.
+func (s *Store) ClaimNotification(ctx context.Context, id int64) (bool, error) {
+	tag, err := s.Pool.Exec(ctx, `UPDATE notifications SET status = 'sending'
+		WHERE id = $1 AND status IN ('pending', 'sending', 'failed')`, id)
+	if err != nil {
+		return false, translate(err, "claim notification")
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// FinishNotification records the outcome of a send: "sent", "failed" (will
+// be retried) or "dead" (given up), with the reason for the last two.
+func (s *Store) FinishNotification(ctx context.Context, id int64, status, reason string) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE notifications SET status = $2, error = nullif($3, ''),
+		sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END WHERE id = $1`, id, status, reason)
+	return translate(err, "record notification outcome")
+}

@@ -1,0 +1,161 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"fmn/apperr"
+	"fmn/rules"
+)
+
+const ruleCols = `r.id, r.user_id, r.name, r.enabled, r.track, r.filters,
+	coalesce((SELECT array_agg(rd.destination_id ORDER BY rd.destination_id) FROM rule_destinations rd WHERE rd.rule_id = r.id), '{}')`
+
+func scanRule(row pgx.Row) (rules.Rule, error) {
+	var r rules.Rule
+	var track, filters []byte
+	if err := row.Scan(&r.ID, &r.UserID, &r.Name, &r.Enabled, &track, &filters, &r.Destinations); err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(track, &r.Track); err != nil {
+		return r, fmt.Errorf("decode rule %d track: %w", r.ID, err)
+	}
+	if err := json.Unmarshal(filters, &r.Filters); err != nil {
+		return r, fmt.Errorf("decode rule %d filters: %w", r.ID, err)
+	}
+	return r, nil
+}
+
+// ListRules returns a user's rules, oldest first.
+func (s *Store) ListRules(ctx context.Context, userID int64) ([]rules.Rule, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT `+ruleCols+` FROM rules r WHERE r.user_id = $1 ORDER BY r.id`, userID)
+	if err != nil {
+		return nil, translate(err, "list rules")
+	}
+	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rules.Rule, error) { return scanRule(r) })
+	return rs, translate(err, "list rules")
+}
+
+// GetRule returns one of a user's rules.
+func (s *Store) GetRule(ctx context.Context, userID, id int64) (rules.Rule, error) {
+	r, err := scanRule(s.Pool.QueryRow(ctx, `SELECT `+ruleCols+` FROM rules r WHERE r.id = $1 AND r.user_id = $2`, id, userID))
+	return r, translate(err, "get rule")
+}
+
+// SaveRule creates the rule (ID 0) or replaces it, with its destinations, in
+// one transaction. The rule must be valid; its destinations must be the
+// user's own.
+func (s *Store) SaveRule(ctx context.Context, r rules.Rule) (rules.Rule, error) {
+	track, err := json.Marshal(r.Track)
+	if err != nil {
+		return r, fmt.Errorf("encode track: %w", err)
+	}
+	filters, err := json.Marshal(r.Filters)
+	if err != nil {
+		return r, fmt.Errorf("encode filters: %w", err)
+	}
+	var saved rules.Rule
+	err = s.InTx(ctx, func(tx pgx.Tx) error {
+		var owned int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM destinations WHERE user_id = $1 AND id = ANY($2)`,
+			r.UserID, r.Destinations).Scan(&owned); err != nil {
+			return translate(err, "check rule destinations")
+		}
+		if owned != len(r.Destinations) {
+			return apperr.Invalid("destinations", "no such destination of yours")
+		}
+		id := r.ID
+		if id == 0 {
+			err = tx.QueryRow(ctx, `INSERT INTO rules (user_id, name, enabled, track, filters)
+				VALUES ($1, $2, $3, $4, $5) RETURNING id`, r.UserID, r.Name, r.Enabled, track, filters).Scan(&id)
+		} else {
+			err = tx.QueryRow(ctx, `UPDATE rules SET name = $3, enabled = $4, track = $5, filters = $6, updated_at = now()
+				WHERE id = $1 AND user_id = $2 RETURNING id`, r.ID, r.UserID, r.Name, r.Enabled, track, filters).Scan(&id)
+		}
+		if err != nil {
+			return translate(err, "save rule")
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM rule_destinations WHERE rule_id = $1`, id); err != nil {
+			return translate(err, "replace rule destinations")
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO rule_destinations (rule_id, destination_id)
+			SELECT $1, unnest($2::bigint[])`, id, r.Destinations); err != nil {
+			return translate(err, "save rule destinations")
+		}
+		saved, err = scanRule(tx.QueryRow(ctx, `SELECT `+ruleCols+` FROM rules r WHERE r.id = $1`, id))
+		return translate(err, "read saved rule")
+	})
+	return saved, err
+}
+
+// DeleteRule removes one of a user's rules.
+func (s *Store) DeleteRule(ctx context.Context, userID, id int64) error {
+	tag, err := s.Pool.Exec(ctx, `DELETE FROM rules WHERE id = $1 AND user_id = $2`, id, userID)
+	if err != nil {
+		return translate(err, "delete rule")
+	}
+	if tag.RowsAffected() == 0 {
+		return apperr.ErrNotFound
+	}
+	return nil
+}
+
+// RulesVersion reads the counter that every change to what can match bumps.
+func RulesVersion(ctx context.Context, tx pgx.Tx) (int64, error) {
+	var v int64
+	err := tx.QueryRow(ctx, `SELECT version FROM rules_version`).Scan(&v)
+	return v, translate(err, "read rules version")
+}
+
+// LoadMatchable returns every enabled rule with its owner's name and only
+// those of its destinations that may receive notifications now (enabled and
+// confirmed), with the version they correspond to. It reads in tx so that the
+// version and the rules are one snapshot.
+func LoadMatchable(ctx context.Context, tx pgx.Tx) (int64, []rules.Rule, error) {
+	v, err := RulesVersion(ctx, tx)
+	if err != nil {
+		return 0, nil, err
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT r.id, r.user_id, u.name, r.name, r.track, r.filters,
+			coalesce(array_agg(d.id ORDER BY d.id) FILTER (WHERE d.id IS NOT NULL), '{}')
+		FROM rules r
+		JOIN users u ON u.id = r.user_id
+		LEFT JOIN rule_destinations rd ON rd.rule_id = r.id
+		LEFT JOIN destinations d ON d.id = rd.destination_id AND d.enabled AND d.confirmed_at IS NOT NULL
+		WHERE r.enabled
+		GROUP BY r.id, u.name`)
+	if err != nil {
+		return 0, nil, translate(err, "load rules")
+	}
+	rs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rules.Rule, error) {
+		var r rules.Rule
+		var track, filters []byte
+		if err := row.Scan(&r.ID, &r.UserID, &r.Owner, &r.Name, &track, &filters, &r.Destinations); err != nil {
+			return r, err
+		}
+		r.Enabled = true
+		if err := json.Unmarshal(track, &r.Track); err != nil {
+			return r, fmt.Errorf("decode rule %d track: %w", r.ID, err)
+		}
+		if err := json.Unmarshal(filters, &r.Filters); err != nil {
+			return r, fmt.Errorf("decode rule %d filters: %w", r.ID, err)
+		}
+		return r, nil
+	})
+	return v, rs, translate(err, "load rules")
+}
+
+// RuleSource lets the rules package load rules without knowing SQL.
+type RuleSource struct{}
+
+// Version implements rules.Source.
+func (RuleSource) Version(ctx context.Context, tx pgx.Tx) (int64, error) { return RulesVersion(ctx, tx) }
+
+// Load implements rules.Source.
+func (RuleSource) Load(ctx context.Context, tx pgx.Tx) (int64, []rules.Rule, error) {
+	return LoadMatchable(ctx, tx)
+}

@@ -1,0 +1,284 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
+
+	"fmn/apperr"
+	"fmn/delivery"
+	"fmn/rules"
+	"fmn/store"
+)
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, apperr.ErrNotFound
+	}
+	return id, nil
+}
+
+// paging reads limit (1..max, default def) and before (an id to page back
+// from) from the query.
+func paging(r *http.Request, def, max int) (int, int64, error) {
+	limit, before := def, int64(0)
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > max {
+			return 0, 0, apperr.Invalid("limit", "limit must be a whole number from 1 to %d", max)
+		}
+		limit = n
+	}
+	if v := r.URL.Query().Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return 0, 0, apperr.Invalid("before", "before must be a message or notification id")
+		}
+		before = n
+	}
+	return limit, before, nil
+}
+
+func (s *Server) getMe(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, userFrom(r.Context()))
+	return nil
+}
+
+func (s *Server) listDestinations(w http.ResponseWriter, r *http.Request) error {
+	ds, err := s.Store.ListDestinations(r.Context(), userFrom(r.Context()).ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, nonNil(ds))
+	return nil
+}
+
+type newDestination struct {
+	Kind    string `json:"kind"`
+	Address string `json:"address"`
+}
+
+// createDestination stores the destination unconfirmed and queues its
+// confirmation in the same transaction: either both happen or neither.
+func (s *Server) createDestination(w http.ResponseWriter, r *http.Request) error {
+	var in newDestination
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	addr, err := delivery.ValidateAddress(in.Kind, in.Address)
+	if err != nil {
+		return err
+	}
+	u := userFrom(r.Context())
+	var d store.Destination
+	err = s.Store.InTx(r.Context(), func(tx pgx.Tx) error {
+		var err error
+		if d, err = store.CreateDestination(r.Context(), tx, u.ID, in.Kind, addr); err != nil {
+			return err
+		}
+		_, err = s.Jobs.InsertTx(r.Context(), tx, delivery.ConfirmArgs{DestinationID: d.ID}, nil)
+		return err
+	})
+	if err == apperr.ErrConflict {
+		return apperr.Invalid("address", "you already have this destination")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, d)
+	return nil
+}
+
+type confirmBody struct {
+	Code string `json:"code"`
+}
+
+func (s *Server) confirmDestination(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var in confirmBody
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.Code == "" {
+		return apperr.Invalid("code", "the confirmation code is required")
+	}
+	d, err := s.Store.ConfirmDestination(r.Context(), userFrom(r.Context()).ID, id, in.Code)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+type destinationPatch struct {
+	Enabled    *bool           `json:"enabled"`
+	Delivery   json.RawMessage `json:"delivery"`
+	MutedUntil *string         `json:"muted_until"`
+}
+
+func (s *Server) patchDestination(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var in destinationPatch
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	p := store.DestinationPatch{Enabled: in.Enabled}
+	if in.Delivery != nil {
+		norm, err := delivery.ParsePolicy(in.Delivery)
+		if err != nil {
+			return err
+		}
+		p.Delivery = norm
+	}
+	if in.MutedUntil != nil {
+		var t *time.Time
+		if *in.MutedUntil != "" {
+			v, err := time.Parse(time.RFC3339, *in.MutedUntil)
+			if err != nil {
+				return apperr.Invalid("muted_until", "muted_until must be an RFC 3339 time like 2026-01-02T15:04:05Z, or empty")
+			}
+			t = &v
+		}
+		p.MutedUntil = &t
+	}
+	d, err := s.Store.UpdateDestination(r.Context(), userFrom(r.Context()).ID, id, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+// ruleBody is the rule shape as the API takes it; enabled defaults to true.
+type ruleBody struct {
+	Name         string        `json:"name"`
+	Enabled      *bool         `json:"enabled"`
+	Track        rules.Track   `json:"track"`
+	Filters      rules.Filters `json:"filters"`
+	Destinations []int64       `json:"destinations"`
+}
+
+func (s *Server) readRule(w http.ResponseWriter, r *http.Request) (rules.Rule, error) {
+	var in ruleBody
+	if err := decodeJSON(w, r, &in); err != nil {
+		return rules.Rule{}, err
+	}
+	rule := rules.Rule{
+		UserID: userFrom(r.Context()).ID, Name: in.Name, Enabled: in.Enabled == nil || *in.Enabled,
+		Track: in.Track, Filters: in.Filters, Destinations: nonNil(in.Destinations),
+	}
+	return rule, rule.Validate()
+}
+
+func (s *Server) listRules(w http.ResponseWriter, r *http.Request) error {
+	rs, err := s.Store.ListRules(r.Context(), userFrom(r.Context()).ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, nonNil(rs))
+	return nil
+}
+
+func (s *Server) createRule(w http.ResponseWriter, r *http.Request) error {
+	rule, err := s.readRule(w, r)
+	if err != nil {
+		return err
+	}
+	saved, err := s.Store.SaveRule(r.Context(), rule)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, saved)
+	return nil
+}
+
+func (s *Server) getRule(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	rule, err := s.Store.GetRule(r.Context(), userFrom(r.Context()).ID, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rule)
+	return nil
+}
+
+func (s *Server) putRule(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Store.GetRule(r.Context(), userFrom(r.Context()).ID, id); err != nil {
+		return err
+	}
+	rule, err := s.readRule(w, r)
+	if err != nil {
+		return err
+	}
+	rule.ID = id
+	saved, err := s.Store.SaveRule(r.Context(), rule)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, saved)
+	return nil
+}
+
+func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.Store.DeleteRule(r.Context(), userFrom(r.Context()).ID, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listNotifications(w http.ResponseWriter, r *http.Request) error {
+	limit, before, err := paging(r, 50, 500)
+	if err != nil {
+		return err
+	}
+	ns, err := s.Store.ListNotifications(r.Context(), userFrom(r.Context()).ID, limit, before)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, nonNil(ns))
+	return nil
+}
+
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
+	limit, before, err := paging(r, 50, 1000)
+	if err != nil {
+		return err
+	}
+	ms, err := s.Store.RecentMessages(r.Context(), limit, before)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, nonNil(ms))
+	return nil
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,128 @@
+package web
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"fmn/apperr"
+	"fmn/store"
+	"fmn/templates"
+)
+
+// parsePages parses each page together with the layout, so that every page
+// can fill the layout's blocks. A page missing here fails the start.
+func parsePages() (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"ago":  ago,
+		"join": strings.Join,
+	}
+	names, err := fs.Glob(templates.FS, "*.html")
+	if err != nil {
+		return nil, err
+	}
+	pages := map[string]*template.Template{}
+	for _, n := range names {
+		if n == "layout.html" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templates.FS, "layout.html", n)
+		if err != nil {
+			return nil, fmt.Errorf("parse page %s: %w", n, err)
+		}
+		pages[path.Base(n)] = t
+	}
+	for _, want := range []string{"home.html", "error.html", "confirm.html"} {
+		if pages[want] == nil {
+			return nil, fmt.Errorf("page template %s is missing", want)
+		}
+	}
+	return pages, nil
+}
+
+// renderStatus renders into a buffer first, so a template error becomes a
+// clean 500 rather than half a page.
+func (s *Server) renderStatus(w http.ResponseWriter, status int, name string, data any) {
+	var buf bytes.Buffer
+	t := s.pages[name]
+	if t == nil {
+		s.log.Error("no such page template", "name", name)
+		http.Error(w, "Internal error.", http.StatusInternalServerError)
+		return
+	}
+	if err := t.Execute(&buf, data); err != nil {
+		s.log.Error("render page", "name", name, "err", err)
+		http.Error(w, "Internal error.", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	buf.WriteTo(w)
+}
+
+func ago(t time.Time) string {
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h ago", int(d.Hours()))
+	}
+	return t.UTC().Format("2006-01-02")
+}
+
+type errorPage struct {
+	Title   string
+	Message string
+}
+
+type homePage struct {
+	Title    string
+	Messages []store.Message
+	Total    int64
+}
+
+// home shows the newest messages on the bus.
+func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
+	ms, err := s.Store.RecentMessages(r.Context(), 50, 0)
+	if err != nil {
+		return err
+	}
+	total, err := s.Store.CountMessages(r.Context())
+	if err != nil {
+		return err
+	}
+	s.renderStatus(w, http.StatusOK, "home.html", homePage{Title: "Recent messages", Messages: ms, Total: total})
+	return nil
+}
+
+type confirmPage struct {
+	Title       string
+	Destination store.Destination
+}
+
+// confirmPage confirms a destination from its mailed link. Opening the link
+// is the confirmation (the contract's word); the code is single-use and
+// expires, and it only ever enables mail to the very address it was sent to.
+func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.Store.ConfirmByCode(r.Context(), chi.URLParam(r, "code"))
+	if err == apperr.ErrNotFound {
+		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Title: "Link not valid",
+			Message: "This confirmation link is unknown, was used already, or has expired. Add the destination again to get a new one."})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.renderStatus(w, http.StatusOK, "confirm.html", confirmPage{Title: "Confirmed", Destination: d})
+	return nil
+}

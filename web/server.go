@@ -1,0 +1,140 @@
+package web
+
+import (
+	"context"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"fmn/consumer"
+	"fmn/metrics"
+	"fmn/store"
+	"fmn/templates"
+)
+
+// Deps is what the web role needs from the rest of the service.
+type Deps struct {
+	Store   *store.Store
+	Jobs    *river.Client[pgx.Tx] // inserts confirmation jobs
+	Metrics *metrics.Metrics
+	// Endpoints reports the bus endpoints' state; nil when this process does
+	// not consume (the web role alone).
+	Endpoints func() []consumer.EndpointStatus
+	BaseURL   string
+	Log       *slog.Logger
+}
+
+// Server holds the parsed templates and dependencies.
+type Server struct {
+	Deps
+	log   *slog.Logger
+	pages map[string]*template.Template
+}
+
+// New parses every page template; a broken template fails here, at start.
+func New(d Deps) (*Server, error) {
+	pages, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	return &Server{Deps: d, log: d.Log, pages: pages}, nil
+}
+
+// Handler returns the router.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RealIP, s.logRequests, middleware.Recoverer, securityHeaders)
+	r.Use(http.NewCrossOriginProtection().Handler)
+
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	r.Get("/readyz", s.readyz)
+	r.Handle("/metrics", s.Metrics.Handler())
+
+	static, _ := fs.Sub(templates.FS, "static")
+	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
+	r.Get("/", s.page(s.home))
+	r.Get("/confirm/{code}", s.page(s.confirmPage))
+
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(s.requireToken)
+		r.Get("/me", s.api(s.getMe))
+		r.Get("/destinations", s.api(s.listDestinations))
+		r.Post("/destinations", s.api(s.createDestination))
+		r.Patch("/destinations/{id}", s.api(s.patchDestination))
+		r.Post("/destinations/{id}/confirm", s.api(s.confirmDestination))
+		r.Get("/rules", s.api(s.listRules))
+		r.Post("/rules", s.api(s.createRule))
+		r.Get("/rules/{id}", s.api(s.getRule))
+		r.Put("/rules/{id}", s.api(s.putRule))
+		r.Delete("/rules/{id}", s.api(s.deleteRule))
+		r.Get("/notifications", s.api(s.listNotifications))
+		r.Get("/messages", s.api(s.listMessages))
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.URL.Path) >= 4 && r.URL.Path[:4] == "/api" {
+			writeJSON(w, http.StatusNotFound, apiError{Error: "Not found."})
+			return
+		}
+		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Title: "Not found", Message: "There is no such page."})
+	})
+	return r
+}
+
+// securityHeaders sets a strict policy: pages load nothing from elsewhere
+// and run no inline script, so escaped bus content can never execute.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		s.log.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(), "duration_ms", time.Since(start).Milliseconds())
+	})
+}
+
+type readiness struct {
+	Status    string                    `json:"status"`
+	Database  string                    `json:"database"`
+	Endpoints []consumer.EndpointStatus `json:"endpoints,omitempty"`
+}
+
+// readyz is ready when the database answers and every bus endpoint is
+// connected.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	res := readiness{Status: "ready", Database: "ok"}
+	if err := s.Store.Ping(ctx); err != nil {
+		res.Status, res.Database = "not ready", "unreachable"
+	}
+	if s.Endpoints != nil {
+		res.Endpoints = s.Endpoints()
+		for _, e := range res.Endpoints {
+			if !e.Connected {
+				res.Status = "not ready"
+			}
+		}
+	}
+	status := http.StatusOK
+	if res.Status != "ready" {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, res)
+}
