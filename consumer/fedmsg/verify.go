@@ -31,8 +31,18 @@ var (
 	ErrCRL               = errors.New("revocation check failed")
 	ErrRevoked           = errors.New("certificate revoked")
 	ErrBadSignature      = errors.New("signature mismatch")
-	ErrNotAuthorized     = errors.New("signer not allowed to publish on topic")
+	ErrNotAuthorized     = errors.New("not allowed by the routing policy")
 )
+
+// reasonError is a failure whose text stands on its own while still
+// matching its reason with errors.Is.
+type reasonError struct {
+	reason error
+	msg    string
+}
+
+func (e *reasonError) Error() string { return e.msg }
+func (e *reasonError) Unwrap() error { return e.reason }
 
 // VerifierConfig holds what fedmsg's validator reads from its configuration.
 type VerifierConfig struct {
@@ -250,7 +260,7 @@ func (v *Verifier) Verify(envelope map[string]any) error {
 		return nil
 	}
 	if !slices.Contains(allowed, cn) {
-		return fmt.Errorf("%w: CN %s not allowed to publish on topic %s", ErrNotAuthorized, cn, topic)
+		return &reasonError{ErrNotAuthorized, fmt.Sprintf("CN %s not allowed to publish on topic %s", cn, topic)}
 	}
 	return nil
 }
