@@ -58,6 +58,8 @@ import (
 //     that a lone surrogate escape such as "\ud800" in a received frame, which
 //     Python would keep and re-escape, is already U+FFFD after Go decoding, so
 //     such a (legitimately signed) message fails verification.
+//   - Integers longer than 4300 digits are written as given; CPython 3.11+
+//     refuses to parse them at all (its int max_str_digits limit).
 func Canonical(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := encodeValue(&buf, v); err != nil {
