@@ -1,0 +1,7 @@
+package meta
+
+// allServices lists every service table.  To add a service, write its
+// Service value in a svc_NAME.go file and add it here (see README.md).
+var allServices = []Service{
+	bodhiService,
+}
