@@ -4,4 +4,6 @@ package meta
 // Service value in a svc_NAME.go file and add it here (see README.md).
 var allServices = []Service{
 	bodhiService,
+	kojiService, distgitService, composeService, pungiService,
+	anityaService, hotnessService, askbotService, autocloudService,
 }

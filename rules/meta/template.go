@@ -173,6 +173,15 @@ func (c *msgCtx) special(name string) string {
 			return "stg."
 		}
 		return ""
+	case "stg.partner-": // bugzilla's staging twin
+		if c.env == "stg" {
+			return "partner-"
+		}
+		return ""
+	case "topic.rest": // the sub-topic as words: "update bug file"
+		return strings.Join(c.subParts, " ")
+	case "koji":
+		return kojiBase(c)
 	case "topic.last":
 		return c.subParts[len(c.subParts)-1]
 	case "username":
