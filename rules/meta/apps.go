@@ -5,5 +5,6 @@ package meta
 var allServices = []Service{
 	bodhiService,
 	kojiService, distgitService, composeService, pungiService,
+	pagureService, jenkinsService, ciService,
 	anityaService, hotnessService, askbotService, autocloudService,
 }

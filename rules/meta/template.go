@@ -209,6 +209,12 @@ var filters = map[string]func(string, func(string)){
 			out(m)
 		}
 	},
+	// severity: a service's status word to fmn's severity scale.
+	"severity": func(s string, out func(string)) {
+		if v := severityOf(s); v != "" {
+			out(v)
+		}
+	},
 	// lower-cases the value.
 	"lower": func(s string, out func(string)) { out(strings.ToLower(s)) },
 	// words: split on white space and commas.
@@ -254,4 +260,20 @@ func mentions(s string) []string {
 
 func isWord(b byte) bool {
 	return b == '_' || (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z')
+}
+
+// severityOf maps the status words services use (CI results, nagios
+// states, log levels) onto fmn's scale: info, warning, error, critical.
+func severityOf(s string) string {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "success", "passed", "pass", "ok", "info", "up", "recovery", "fixed", "completed", "complete":
+		return "info"
+	case "unstable", "warning", "warn", "aborted", "unknown", "needs_inspection", "skipped":
+		return "warning"
+	case "failure", "failed", "fail", "error", "errored", "down", "crashed":
+		return "error"
+	case "critical", "crit", "fatal", "unreachable":
+		return "critical"
+	}
+	return ""
 }
