@@ -6,5 +6,6 @@ var allServices = []Service{
 	bodhiService,
 	kojiService, distgitService, composeService, pungiService,
 	pagureService, jenkinsService, ciService,
+	pkgdbService, githubService,
 	anityaService, hotnessService, askbotService, autocloudService,
 }
