@@ -7,5 +7,6 @@ var allServices = []Service{
 	kojiService, distgitService, composeService, pungiService,
 	pagureService, jenkinsService, ciService,
 	pkgdbService, githubService,
+	bugzillaService, tracService, openqaService, fmnService,
 	anityaService, hotnessService, askbotService, autocloudService,
 }
