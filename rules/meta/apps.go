@@ -8,5 +8,11 @@ var allServices = []Service{
 	pagureService, jenkinsService, ciService,
 	pkgdbService, githubService,
 	bugzillaService, tracService, openqaService, fmnService,
+	wikiService, ansibleService, badgesService, coprService, datanommerService,
+	electionsService, fafService, fasService, fedocalService, greenwaveService,
+	kerneltestService, koscheiService, mailmanService, mbsService, mdapiService,
+	mirrormanagerService, nagiosService, nuancierService, odcsService, pdcService,
+	relengService, summershumService, taggerService, taskotronService,
+	waiverdbService, zanataService, meetbotService, ircService,
 	anityaService, hotnessService, askbotService, autocloudService,
 }

@@ -215,6 +215,15 @@ var filters = map[string]func(string, func(string)){
 			out(v)
 		}
 	},
+	// coprStatus: copr's numeric build status (0 failed, 1 succeeded).
+	"coprStatus": func(s string, out func(string)) {
+		switch s {
+		case "0":
+			out("error")
+		case "1":
+			out("info")
+		}
+	},
 	// lower-cases the value.
 	"lower": func(s string, out func(string)) { out(strings.ToLower(s)) },
 	// words: split on white space and commas.
