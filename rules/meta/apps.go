@@ -13,6 +13,6 @@ var allServices = []Service{
 	kerneltestService, koscheiService, mailmanService, mbsService, mdapiService,
 	mirrormanagerService, nagiosService, nuancierService, odcsService, pdcService,
 	relengService, summershumService, taggerService, taskotronService,
-	waiverdbService, zanataService, meetbotService, ircService,
+	waiverdbService, zanataService, meetbotService, ircService, fedoracollegeService,
 	anityaService, hotnessService, askbotService, autocloudService,
 }

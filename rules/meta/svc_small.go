@@ -146,7 +146,6 @@ var (
 	// Mailman 3 list traffic: the link is the HyperKitty archive page.
 	// Posters are e-mail addresses; only Fedora addresses are accounts.
 	mailmanService = Service{Name: "mailman", Base: &R{
-		Link:    []string{"https://lists.fedoraproject.org/archives{msg.archived-at}/"},
 		Summary: []string{"{msg.from} wrote to {mlist.list_name}: {msg.subject}"},
 		Func: func(c *msgCtx) {
 			from := c.str("msg", "from")
@@ -157,9 +156,8 @@ var (
 				c.addUser(u)
 				c.agent = u
 			}
-			c.link = strings.TrimSuffix(c.link, "//") // archived-at may end with "/"
-			if strings.HasSuffix(c.link, "//") {
-				c.link = c.link[:len(c.link)-1]
+			if a := c.str("msg", "archived-at"); a != "" {
+				c.link = "https://lists.fedoraproject.org/archives/" + strings.Trim(a, "/") + "/"
 			}
 		},
 	}}
@@ -174,10 +172,44 @@ var (
 
 	// mdapi announces repository metadata updates; packages are the
 	// changed packages it lists.
+	// Older messages only carry "differences": per category (requires,
+	// files, …) and action (added/removed), tuples whose first element is
+	// the package name, or whose last is when the first is a file path.
 	mdapiService = Service{Name: "mdapi", Base: &R{
 		Packages: []string{"packages.*"},
-		Link:     []string{"https://download.fedoraproject.org/pub/{url}"},
-		Summary:  []string{"mdapi: {name} repository metadata updated"},
+		Summary:  []string{"mdapi noticed a change in the {name} repository metadata"},
+		Func: func(c *msgCtx) {
+			if u := c.str("url"); strings.HasPrefix(u, "http") {
+				c.link = u
+			} else if u != "" {
+				c.link = "https://download.fedoraproject.org/pub/" + u
+			}
+			if has(c.body, "packages") {
+				return
+			}
+			diff, _ := c.get("differences").(map[string]any)
+			for _, cat := range sortedKeys(diff) {
+				actions, _ := diff[cat].(map[string]any)
+				for _, act := range sortedKeys(actions) {
+					list, _ := actions[act].([]any)
+					for _, d := range list {
+						t, _ := d.([]any)
+						if len(t) == 0 {
+							continue
+						}
+						first, _ := t[0].(string)
+						name := first
+						if strings.Contains(first, "/") {
+							name, _ = t[len(t)-1].(string)
+						}
+						if i := strings.IndexByte(name, '('); i >= 0 {
+							name = name[:i]
+						}
+						c.addPkg(name)
+					}
+				}
+			}
+		},
 	}}
 
 	mirrormanagerService = Service{Name: "mirrormanager", Base: &R{
@@ -246,7 +278,8 @@ var (
 		Func: func(c *msgCtx) {
 			for _, p := range [][]string{{"vote", "user"}, {"user"}} {
 				if u, ok := c.get(p...).(map[string]any); ok {
-					if anon, _ := u["anonymous"].(bool); !anon {
+					// Anonymous voters are flagged, or named "anonymous".
+					if anon, _ := u["anonymous"].(bool); !anon && str(u, "username") != "anonymous" {
 						c.addUser(str(u, "username"))
 					}
 				}
@@ -270,7 +303,7 @@ var (
 		Summary:  []string{"taskotron {task.name} {result.outcome} for {task.item}"},
 		Severity: []string{"result.outcome:severity"},
 		Func: func(c *msgCtx) {
-			if c.str("task", "type") == "koji_build" || c.str("task", "type") == "bodhi_update" && false {
+			if c.str("task", "type") == "koji_build" {
 				c.addPkg(nvrName(c.str("task", "item")))
 			}
 		},
@@ -318,6 +351,14 @@ var (
 			}
 			c.summary = c.str("owner") + "'s meeting in " + c.str("channel") + " " + c.subParts[len(c.subParts)-1] + ": " + c.str("meeting_topic")
 		}},
+	}}
+
+	// Fedora College (retired) content edits.
+	fedoracollegeService = Service{Name: "fedoracollege", Base: &R{
+		Agent:   []string{"username"},
+		Users:   []string{"username"},
+		Link:    []string{"{link}"},
+		Summary: []string{"{username} {@topic.last}ed \"{title}\" on Fedora College"},
 	}}
 
 	// IRC karma ("user++") counted by zodbot; links to the recipient's badges.
