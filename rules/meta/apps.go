@@ -14,5 +14,6 @@ var allServices = []Service{
 	mirrormanagerService, nagiosService, nuancierService, odcsService, pdcService,
 	relengService, summershumService, taggerService, taskotronService,
 	waiverdbService, zanataService, meetbotService, ircService, fedoracollegeService,
+	fedimgService, ratsService, planetService,
 	anityaService, hotnessService, askbotService, autocloudService,
 }

@@ -224,6 +224,12 @@ func (c *msgCtx) defaultSummary() string {
 	if c.agent != "" {
 		s = c.agent + ": " + s
 	}
+	if strings.TrimSpace(s) == "" {
+		s = "message on topic " + strings.TrimSpace(c.topic)
+	}
+	if strings.TrimSpace(s) == "message on topic" {
+		s = "message without a topic"
+	}
 	return s
 }
 

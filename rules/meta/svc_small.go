@@ -361,6 +361,30 @@ var (
 		Summary: []string{"{username} {@topic.last}ed \"{title}\" on Fedora College"},
 	}}
 
+	// fedimg uploads cloud images to providers; no users or packages.
+	fedimgService = Service{Name: "fedimg", Base: &R{
+		Summary: []string{
+			"fedimg: image {image_name} {@topic.last} to {destination} {status}",
+			"fedimg: image {image_name} {@topic.last} to {destination}",
+			"fedimg {@topic.rest}",
+		},
+	}}
+
+	// rats (resultsdb/taskotron re-runs) names the person who asked.
+	ratsService = Service{Name: "rats", Base: &R{
+		Agent:   []string{"agent"},
+		Users:   []string{"agent"},
+		Summary: []string{"{agent} asked for a re-run of {test} on {identifier}", "{agent}: rats {@topic.rest}"},
+	}}
+
+	// The Fedora Planet blog aggregator: a new post by a contributor.
+	planetService = Service{Name: "planet", Base: &R{
+		Agent:   []string{"username"},
+		Users:   []string{"username"},
+		Link:    []string{"{post.link}"},
+		Summary: []string{"{username} posted \"{post.title}\" on the Fedora Planet", "{name}: planet {@topic.rest}"},
+	}}
+
 	// IRC karma ("user++") counted by zodbot; links to the recipient's badges.
 	ircService = Service{Name: "irc", Base: &R{
 		Agent:   []string{"agent"},
