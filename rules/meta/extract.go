@@ -211,6 +211,14 @@ func (c *msgCtx) result() Metadata {
 		c.summary = c.defaultSummary()
 	}
 	md.Summary = cleanLine(c.summary, maxSummary)
+	if md.Summary == "" {
+		// Nothing printable came out of the message: say what it was.
+		if t := cleanLine(c.topic, maxSummary-20); t != "" {
+			md.Summary = "message on topic " + t
+		} else {
+			md.Summary = "message without a topic"
+		}
+	}
 	return md
 }
 
@@ -223,12 +231,6 @@ func (c *msgCtx) defaultSummary() string {
 	}
 	if c.agent != "" {
 		s = c.agent + ": " + s
-	}
-	if strings.TrimSpace(s) == "" {
-		s = "message on topic " + strings.TrimSpace(c.topic)
-	}
-	if strings.TrimSpace(s) == "message on topic" {
-		s = "message without a topic"
 	}
 	return s
 }
