@@ -210,7 +210,8 @@ func (c *msgCtx) result() Metadata {
 	if c.summary == "" {
 		c.summary = c.defaultSummary()
 	}
-	md.Summary = cleanLine(c.summary, maxSummary)
+	// Templates may end in ": " when the message left the last field empty.
+	md.Summary = strings.TrimRight(cleanLine(c.summary, maxSummary), " :")
 	if md.Summary == "" {
 		// Nothing printable came out of the message: say what it was.
 		if t := cleanLine(c.topic, maxSummary-20); t != "" {

@@ -8,7 +8,7 @@ package meta
 var bodhiService = Service{
 	Name: "bodhi",
 	Base: &R{
-		Agent: []string{"agent"},
+		Agent: []string{"agent", "override.submitter", "comment.author", "comment.user.name"},
 		Users: []string{"agent", "update.submitter", "update.user.name", "override.submitter",
 			"comment.author", "comment.user.name", "comment.text:mentions"},
 	},
@@ -43,7 +43,7 @@ var bodhiService = Service{
 		{Topic: "buildroot_override",
 			Packages: []string{"override.build.nvr:nvr", "override.build:nvr"},
 			Link:     []string{bodhiURL + "/overrides/{override.build.nvr|override.build}"},
-			Summary:  []string{"{override.submitter} {@topic.last}ged a buildroot override for {override.build.nvr|override.build}"},
+			Summary:  []string{"{override.submitter} {@done} a buildroot override for {override.build.nvr|override.build}"},
 		},
 		{Topic: "stack",
 			Packages: []string{"stack.packages.*.name"},

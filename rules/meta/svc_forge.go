@@ -68,7 +68,7 @@ func pagureFunc(c *msgCtx) {
 	switch {
 	case strings.HasPrefix(sub, "issue"):
 		id := c.str("issue", "id")
-		c.summary = who + " " + words(c.subParts[1:]) + " on ticket " + project + "#" + id + ": " + c.str("issue", "title")
+		c.summary = who + " on ticket " + project + "#" + id + " (" + words(c.subParts[1:]) + "): " + c.str("issue", "title")
 		if !ok {
 			c.link = base
 			return
@@ -102,17 +102,17 @@ func pagureFunc(c *msgCtx) {
 				c.link += "#comment-" + cid
 			}
 		}
-		c.summary = who + " " + words(c.subParts[1:]) + " on pull request " + project + "#" + id + ": " + c.str(key, "title")
+		c.summary = who + " on pull request " + project + "#" + id + " (" + words(c.subParts[1:]) + "): " + c.str(key, "title")
 	case strings.HasPrefix(sub, "request"):
 		id := c.str("request", "id")
 		c.link = pre + "/pull-request/" + id
-		c.summary = who + " " + words(c.subParts[1:]) + " on pull request " + project + "#" + id
+		c.summary = who + " on pull request " + project + "#" + id + " (" + words(c.subParts[1:]) + ")"
 	case strings.HasPrefix(sub, "project.deleted"):
 		c.link = base
 		c.summary = who + " deleted the project " + project
 	case strings.HasPrefix(sub, "project"):
 		c.link = pre
-		c.summary = who + " " + words(c.subParts[1:]) + " on project " + project
+		c.summary = who + " on project " + project + " (" + words(c.subParts[1:]) + ")"
 	case strings.HasPrefix(sub, "commit.flag"):
 		repo, _ := pagureProject(c.get("repo"))
 		hash := c.str("flag", "commit_hash")

@@ -13,7 +13,7 @@ var bugzillaService = Service{
 	Base: &R{
 		Link: []string{"{bug.weburl}", "https://{@stg.partner-}bugzilla.redhat.com/show_bug.cgi?id={bug.id}"},
 		Summary: []string{
-			"{comment.author|event.who|bug.creator} {@topic.last}d RHBZ#{bug.id} ({bug.component}) '{bug.summary}'",
+			"{comment.author|event.who|bug.creator} {@done} RHBZ#{bug.id} ({bug.component}) '{bug.summary}'",
 			"RHBZ#{bug.id} ({bug.component}) '{bug.summary}' {@topic.last}",
 		},
 		Func: func(c *msgCtx) {
@@ -71,7 +71,7 @@ var tracService = Service{
 	Rules: []R{
 		{Topic: "ticket", Func: func(c *msgCtx) {
 			c.link = strings.Trim(c.str("instance", "base_url"), "/") + "/ticket/" + c.str("ticket", "id")
-			c.summary = c.str("agent") + " " + c.subParts[len(c.subParts)-1] + "d ticket #" + c.str("ticket", "id") +
+			c.summary = c.str("agent") + " " + pastTense(c.subParts[len(c.subParts)-1]) + " ticket #" + c.str("ticket", "id") +
 				" on the " + c.str("instance", "project_name") + " trac: " + c.str("ticket", "summary")
 		}},
 		{Topic: "wiki", Func: func(c *msgCtx) {
@@ -104,7 +104,7 @@ var openqaService = Service{
 	},
 	Rules: []R{
 		{Topic: "comment", Link: []string{"https://openqa.{@stg.}fedoraproject.org/tests/{job_id}#comments"},
-			Summary: []string{"{user} {@topic.last}d a comment on openQA job {job_id}"}},
+			Summary: []string{"{user} {@done} a comment on openQA job {job_id}"}},
 		{Topic: "", Link: []string{"https://openqa.{@stg.}fedoraproject.org/tests/{id}"},
 			Summary: []string{
 				"openQA job {id} ({TEST} on {MACHINE}) {@topic.last} for {BUILD|build}",

@@ -23,7 +23,7 @@ var anityaService = Service{
 				c.addPkg(c.str("message", "new"))
 				c.addPkg(c.str("message", "prev"))
 			}
-		}, Summary: []string{"{message.agent} mapped \"{project.name}\" in {distro.name} to \"{message.new}\""}},
+		}, Summary: []string{"{@agent} mapped \"{project.name}\" in {distro.name} to \"{message.new}\""}},
 		{Topic: "project.version.update", Func: anityaFedoraPackages,
 			Summary: []string{
 				"A new version of \"{project.name}\" has been detected: \"{message.upstream_version|upstream_version}\"",
@@ -31,8 +31,8 @@ var anityaService = Service{
 		{Topic: "project.flag.set", Link: []string{"https://release-monitoring.org/"}},
 		{Topic: "project.flag$", Func: anityaFedoraPackages,
 			Summary: []string{"{@agent} flagged the project \"{project.name}\""}},
-		{Topic: "project", Summary: []string{"{@agent} {@topic.last} the anitya project \"{project.name}\""}},
-		{Topic: "distro", Summary: []string{"{@agent} {@topic.last}ed the distro \"{distro.name}\" in anitya"}},
+		{Topic: "project", Summary: []string{"{@agent} {@done} the anitya project \"{project.name}\""}},
+		{Topic: "distro", Summary: []string{"{@agent} {@done} the distro \"{distro.name}\" in anitya"}},
 	},
 }
 

@@ -16,7 +16,7 @@ var (
 				c.link = "https://" + strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
 			}
 		},
-		Summary: []string{"{user} {@topic.last}ed the wiki page '{title}'", "{user}: wiki {@topic.rest}"},
+		Summary: []string{"{user} {@done} the wiki page '{title}'", "{user}: wiki {@topic.rest}"},
 	}}
 
 	// Ansible playbook runs by the infrastructure team.
@@ -112,9 +112,9 @@ var (
 		Users: []string{"agent"},
 	}, Rules: []R{
 		{Topic: "meeting", Link: []string{"https://apps.fedoraproject.org/calendar/meeting/{meeting.meeting_id}/"},
-			Summary: []string{"{agent} {@topic.last}d the meeting \"{meeting.meeting_name}\" in the \"{calendar.calendar_name}\" calendar"}},
+			Summary: []string{"{agent} {@done} the meeting \"{meeting.meeting_name}\" in the \"{calendar.calendar_name}\" calendar"}},
 		{Topic: "", Link: []string{"https://apps.fedoraproject.org/calendar/{calendar.calendar_name}/"},
-			Summary: []string{"{agent} {@topic.last}d the \"{calendar.calendar_name}\" calendar"}},
+			Summary: []string{"{agent} {@done} the \"{calendar.calendar_name}\" calendar"}},
 	}}
 
 	greenwaveService = Service{Name: "greenwave", Base: &R{
@@ -132,7 +132,7 @@ var (
 		{Topic: "upload", Link: []string{"https://apps.fedoraproject.org/kerneltest/kernel/{test.kernel_version}"},
 			Summary: []string{"{test.tester} uploaded {test.result} results for kernel {test.kernel_version}"}},
 		{Topic: "release", Link: []string{"https://apps.fedoraproject.org/kerneltest/stats"},
-			Summary: []string{"{agent} {@topic.last}ed kerneltest release {release.releasenum}"}},
+			Summary: []string{"{agent} {@done} kerneltest release {release.releasenum}"}},
 	}}
 
 	koscheiService = Service{Name: "koschei", Rules: []R{
@@ -358,7 +358,7 @@ var (
 		Agent:   []string{"username"},
 		Users:   []string{"username"},
 		Link:    []string{"{link}"},
-		Summary: []string{"{username} {@topic.last}ed \"{title}\" on Fedora College"},
+		Summary: []string{"{username} {@done} \"{title}\" on Fedora College"},
 	}}
 
 	// fedimg uploads cloud images to providers; no users or packages.

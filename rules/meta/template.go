@@ -182,6 +182,8 @@ func (c *msgCtx) special(name string) string {
 		return strings.Join(c.subParts, " ")
 	case "koji":
 		return kojiBase(c)
+	case "done": // the last topic word in the past tense: "new" → "created"
+		return pastTense(c.subParts[len(c.subParts)-1])
 	case "topic.last":
 		return c.subParts[len(c.subParts)-1]
 	case "username":
@@ -285,4 +287,26 @@ func severityOf(s string) string {
 		return "critical"
 	}
 	return ""
+}
+
+// pastTense turns a topic's action word into a verb for summaries.
+func pastTense(w string) string {
+	switch w {
+	case "new", "create":
+		return "created"
+	case "":
+		return "changed"
+	case "done", "complete", "completed":
+		return "completed"
+	}
+	switch {
+	case strings.HasSuffix(w, "ed"):
+		return w
+	case strings.HasSuffix(w, "e"):
+		return w + "d"
+	case strings.HasSuffix(w, "p") || strings.HasSuffix(w, "g"):
+		// stop → stopped, tag → tagged
+		return w + w[len(w)-1:] + "ed"
+	}
+	return w + "ed"
 }
