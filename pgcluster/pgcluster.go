@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/url"
 	"os"
@@ -64,10 +65,20 @@ func version(binDir string) int {
 	return v
 }
 
+// Options tune a cluster.
+type Options struct {
+	// Port, when not 0, makes the server listen on 127.0.0.1:Port as well as
+	// on its socket (test clusters shared by several test processes).
+	Port int
+	// Throwaway turns off durability (fsync and friends) for test clusters,
+	// whose data nobody keeps: it makes the suite several times faster.
+	Throwaway bool
+}
+
 // Start initialises the cluster in dir on first use and starts it (or finds
 // it running). PostgreSQL refuses to run as root, so under root the server
 // runs as the "postgres" system user that Debian's package creates.
-func Start(ctx context.Context, dir string, log *slog.Logger) (*Cluster, error) {
+func Start(ctx context.Context, dir string, opt Options, log *slog.Logger) (*Cluster, error) {
 	bin, err := FindBinDir()
 	if err != nil {
 		return nil, err
@@ -75,6 +86,15 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Cluster, error) 
 	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	if os.Geteuid() == 0 {
+		if p := closedAncestor(dir); p != "" {
+			// The server runs as "postgres", which cannot enter p (a
+			// clone under /root, say). Keep the cluster where it can.
+			moved := relocated(dir)
+			log.Info("the postgres user cannot enter the data folder; keeping the cluster elsewhere", "closed", p, "dir", moved)
+			dir = moved
+		}
 	}
 	c := &Cluster{bin: bin, pgdata: filepath.Join(dir, "pgdata"), log: log}
 	sock := filepath.Join(dir, "pgsock")
@@ -89,6 +109,9 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Cluster, error) 
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", filepath.Dir(dir), err)
 	}
 	for _, d := range []string{dir, c.pgdata, sock} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -114,16 +137,28 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Cluster, error) 
 		}
 	}
 	if c.run(ctx, "pg_ctl", "-D", c.pgdata, "status") != nil {
-		opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories='%s' -c max_connections=200", sock)
+		listen := ""
+		if opt.Port != 0 {
+			listen = fmt.Sprintf("127.0.0.1' -c port='%d", opt.Port)
+		}
+		opts := fmt.Sprintf("-c listen_addresses='%s' -c unix_socket_directories='%s' -c max_connections=300", listen, sock)
+		if opt.Throwaway {
+			opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+		}
 		if err := c.run(ctx, "pg_ctl", "-D", c.pgdata, "-l", filepath.Join(c.pgdata, "server.log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
 			return nil, fmt.Errorf("start PostgreSQL (see %s): %w", filepath.Join(c.pgdata, "server.log"), err)
 		}
 	}
-	base := "postgres://fmn@/%s?host=" + url.QueryEscape(sock)
-	if err := ensureDB(ctx, fmt.Sprintf(base, "postgres"), "fmn"); err != nil {
+	dbURL := func(db string) string { return "postgres://fmn@/" + db + "?host=" + url.QueryEscape(sock) }
+	if opt.Port != 0 {
+		dbURL = func(db string) string {
+			return fmt.Sprintf("postgres://fmn@127.0.0.1:%d/%s?sslmode=disable", opt.Port, db)
+		}
+	}
+	if err := ensureDB(ctx, dbURL("postgres"), "fmn"); err != nil {
 		return nil, err
 	}
-	c.URL = fmt.Sprintf(base, "fmn")
+	c.URL = dbURL("fmn")
 	return c, nil
 }
 
@@ -143,6 +178,30 @@ func ensureDB(ctx context.Context, adminURL, name string) error {
 		}
 	}
 	return nil
+}
+
+// StopDir stops the cluster kept in dir, if one runs.
+func StopDir(ctx context.Context, dir string, log *slog.Logger) error {
+	bin, err := FindBinDir()
+	if err != nil {
+		return err
+	}
+	dir, _ = filepath.Abs(dir)
+	if os.Geteuid() == 0 && closedAncestor(dir) != "" {
+		dir = relocated(dir)
+	}
+	c := &Cluster{bin: bin, pgdata: filepath.Join(dir, "pgdata"), log: log}
+	if os.Geteuid() == 0 {
+		if st, err := os.Stat(c.pgdata); err == nil {
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				c.cred = &syscall.Credential{Uid: sys.Uid, Gid: sys.Gid}
+			}
+		}
+	}
+	if c.run(ctx, "pg_ctl", "-D", c.pgdata, "status") != nil {
+		return nil
+	}
+	return c.Stop(ctx)
 }
 
 // Stop shuts the server down, letting running transactions end first.
@@ -169,4 +228,26 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// relocated is where a cluster for dir lives when dir is out of the server
+// user's reach: a stable per-folder name under /var/tmp, which survives
+// reboots.
+func relocated(dir string) string {
+	h := fnv.New32a()
+	h.Write([]byte(dir))
+	return fmt.Sprintf("/var/tmp/fmn-postgres-%08x", h.Sum32())
+}
+
+// closedAncestor returns the first folder above dir that other users cannot
+// traverse, or "".
+func closedAncestor(dir string) string {
+	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
+		if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o001 == 0 {
+			return p
+		}
+		if p == filepath.Dir(p) {
+			return ""
+		}
+	}
 }

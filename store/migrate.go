@@ -100,12 +100,8 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("set up River migrator: %w", err)
 	}
-	res, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
-	if err != nil {
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return fmt.Errorf("apply River migrations: %w", err)
-	}
-	for _, v := range res.Versions {
-		log.Info("applied River migration", "version", v.Version)
 	}
 	return nil
 }

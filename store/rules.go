@@ -153,7 +153,9 @@ func LoadMatchable(ctx context.Context, tx pgx.Tx) (int64, []rules.Rule, error) 
 type RuleSource struct{}
 
 // Version implements rules.Source.
-func (RuleSource) Version(ctx context.Context, tx pgx.Tx) (int64, error) { return RulesVersion(ctx, tx) }
+func (RuleSource) Version(ctx context.Context, tx pgx.Tx) (int64, error) {
+	return RulesVersion(ctx, tx)
+}
 
 // Load implements rules.Source.
 func (RuleSource) Load(ctx context.Context, tx pgx.Tx) (int64, []rules.Rule, error) {

@@ -69,6 +69,8 @@ func run(ctx context.Context, args []string, environ []string, stdin io.Reader, 
 			return errors.New("usage: fmn token create -user NAME [-email ADDR]")
 		}
 		return e.tokenCreate(ctx, rest[1:])
+	case "dev-postgres":
+		return e.devPostgres(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -35,7 +35,7 @@ const softStop = 10 * time.Second
 func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Store, func(), error) {
 	url, stop := cfg.DatabaseURL, func() {}
 	if url == "" {
-		cl, err := pgcluster.Start(ctx, filepath.Join(cfg.DataDir, "postgres"), log)
+		cl, err := pgcluster.Start(ctx, filepath.Join(cfg.DataDir, "postgres"), pgcluster.Options{}, log)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+
+	"fmn/consumer"
+	"fmn/consumer/fedmsg"
+	"fmn/rules/meta"
+	"fmn/store"
+)
+
+func (e env) migrate(ctx context.Context, args []string) error {
+	fs := e.flags("migrate")
+	cfgPath := fs.String("config", "", "config file of FMN_*=value lines")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := e.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := e.logger(cfg.LogLevel)
+	st, stop, err := openDatabase(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	defer st.Close()
+	if err := store.Migrate(ctx, st.Pool, log); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "migrations applied")
+	return nil
+}
+
+func (e env) tokenCreate(ctx context.Context, args []string) error {
+	fs := e.flags("token create")
+	cfgPath := fs.String("config", "", "config file of FMN_*=value lines")
+	name := fs.String("user", "", "user name (created if needed)")
+	email := fs.String("email", "", "the user's email address, for a new user")
+	label := fs.String("label", "cli", "what the token is for")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *name == "" {
+		return errors.New("token create: -user is required")
+	}
+	if *email != "" {
+		if err := validEmail(*email); err != nil {
+			return err
+		}
+	}
+	cfg, err := e.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := e.logger("warn")
+	st, stop, err := openDatabase(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	defer st.Close()
+	if err := store.Migrate(ctx, st.Pool, log); err != nil {
+		return err
+	}
+	u, err := st.EnsureUser(ctx, *name, *email)
+	if err != nil {
+		return fmt.Errorf("token create: %w", err)
+	}
+	tok, err := st.CreateToken(ctx, u.ID, *label)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, tok)
+	return nil
+}
+
+func (e env) publish(ctx context.Context, args []string) error {
+	fs := e.flags("publish")
+	endpoint := fs.String("endpoint", "tcp://127.0.0.1:9940", "ZeroMQ address to bind (or connect to, with -connect)")
+	connect := fs.Bool("connect", false, "connect to the endpoint instead of binding it")
+	topic := fs.String("topic", "", "topic of the single message to publish")
+	msg := fs.String("msg", "", "JSON body of the single message")
+	corpus := fs.String("corpus", "", "a folder (or file) of envelopes to replay, one JSON a line")
+	rate := fs.Float64("rate", 0, "messages a second for -corpus (0: as fast as subscribers take them)")
+	wait := fs.Duration("wait", 10*time.Second, "how long to wait for a subscriber before publishing")
+	linger := fs.Duration("linger", 500*time.Millisecond, "how long to keep the socket open after the last message")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var envs []map[string]any
+	switch {
+	case *corpus != "" && (*topic != "" || *msg != ""):
+		return errors.New("publish: give either -corpus or -topic with -msg")
+	case *corpus != "":
+		var err error
+		if envs, err = consumer.ReadCorpus(*corpus); err != nil {
+			return err
+		}
+	case *topic != "":
+		body, err := fedmsg.DecodeEnvelope([]byte(`{"msg":` + orNull(*msg) + `}`))
+		if err != nil {
+			return fmt.Errorf("publish: -msg is not valid JSON: %w", err)
+		}
+		envs = []map[string]any{{"topic": *topic, "msg": body["msg"]}}
+	default:
+		return errors.New("publish: -topic (with -msg) or -corpus is required")
+	}
+	pub, err := consumer.NewPublisher(ctx, *endpoint, *connect)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	if !*connect && !pub.WaitSubscribers(ctx, *wait) {
+		fmt.Fprintf(e.stderr, "fmn publish: no subscriber after %s; publishing anyway\n", *wait)
+	}
+	if err := pub.Replay(ctx, envs, *rate); err != nil {
+		return err
+	}
+	// ZeroMQ sends asynchronously: give the last frames time to leave.
+	select {
+	case <-ctx.Done():
+	case <-time.After(*linger):
+	}
+	fmt.Fprintf(e.stderr, "published %d messages on %s\n", len(envs), *endpoint)
+	return nil
+}
+
+func orNull(s string) string {
+	if s == "" {
+		return "{}"
+	}
+	return s
+}
+
+// tail prints the firehose as it arrives, one envelope a line.
+func (e env) tail(ctx context.Context, args []string) error {
+	fs := e.flags("tail")
+	endpoint := fs.String("endpoint", "tcp://127.0.0.1:9940", "ZeroMQ address to connect to")
+	prefix := fs.String("topic", "", "topic prefix to subscribe to (empty: everything)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sub := zmq4.NewSub(ctx, zmq4.WithAutomaticReconnect(true), zmq4.WithDialerMaxRetries(-1))
+	defer sub.Close()
+	if err := sub.Dial(*endpoint); err != nil {
+		return fmt.Errorf("tail: connect to %s: %w", *endpoint, err)
+	}
+	if err := sub.SetOption(zmq4.OptionSubscribe, *prefix); err != nil {
+		return fmt.Errorf("tail: subscribe: %w", err)
+	}
+	go func() { <-ctx.Done(); sub.Close() }()
+	w := bufio.NewWriter(e.stdout)
+	defer w.Flush()
+	for {
+		m, err := sub.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("tail: %w", err)
+		}
+		env, err := consumer.DecodeFrames(m.Frames, 0)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "fmn tail: skipped a bad message: %v\n", err)
+			continue
+		}
+		w.Write(env.Raw)
+		w.WriteByte('\n')
+		w.Flush()
+	}
+}
+
+// inspected is what the rules see of a message.
+type inspected struct {
+	MsgID     string   `json:"msg_id"`
+	Topic     string   `json:"topic"`
+	App       string   `json:"app"`
+	Agent     string   `json:"agent"`
+	Usernames []string `json:"usernames"`
+	Packages  []string `json:"packages"`
+	Summary   string   `json:"summary"`
+	Link      string   `json:"link"`
+	Severity  string   `json:"severity,omitempty"`
+}
+
+func (e env) inspect(ctx context.Context, args []string) error {
+	if err := e.flags("inspect").Parse(args); err != nil {
+		return err
+	}
+	envs, err := consumer.ReadEnvelopes(e.stdin)
+	if err != nil {
+		return fmt.Errorf("inspect: %w", err)
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetEscapeHTML(false)
+	for _, fields := range envs {
+		raw, err := consumer.EncodeEnvelope(fields)
+		if err != nil {
+			return err
+		}
+		env, err := consumer.Decode(raw, 0)
+		if err != nil {
+			return fmt.Errorf("inspect: %w", err)
+		}
+		md := meta.Extract(env.Topic, env.Body, env.Username)
+		if err := enc.Encode(inspected{MsgID: env.MsgID, Topic: md.Topic, App: md.App, Agent: md.Agent,
+			Usernames: md.Usernames, Packages: md.Packages, Summary: md.Summary, Link: md.Link, Severity: md.Severity}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type verdict struct {
+	MsgID  string `json:"msg_id"`
+	Valid  bool   `json:"valid"`
+	Reason string `json:"reason"`
+}
+
+// verify judges signed envelopes, one JSON a line, as the reference fedmsg
+// validator does. A line that is not JSON gets a verdict too, never a crash.
+func (e env) verify(ctx context.Context, args []string) error {
+	fs := e.flags("verify")
+	ca := fs.String("ca", "", "CA certificate (PEM)")
+	crl := fs.String("crl", "", "certificate revocation list (PEM)")
+	policy := fs.String("routing-policy", "", "JSON file: topic → allowed certificate CNs")
+	nitpicky := fs.Bool("nitpicky", false, "refuse topics the routing policy does not list")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *ca == "" {
+		return errors.New("verify: -ca is required")
+	}
+	v, err := fedmsg.LoadVerifierFiles(*ca, *crl, *policy, *nitpicky)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	sc := bufio.NewScanner(e.stdin)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	enc := json.NewEncoder(e.stdout)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 {
+			continue
+		}
+		env, err := fedmsg.DecodeEnvelope(line)
+		if err != nil {
+			enc.Encode(verdict{Reason: "malformed envelope: " + err.Error()})
+			continue
+		}
+		id, _ := env["msg_id"].(string)
+		out := verdict{MsgID: id, Valid: true, Reason: "ok"}
+		if err := v.Verify(env); err != nil {
+			out.Valid, out.Reason = false, err.Error()
+		}
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func validEmail(s string) error {
+	if len(s) > 254 {
+		return errors.New("email address too long")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("email address contains control characters")
+		}
+	}
+	return nil
+}

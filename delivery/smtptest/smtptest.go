@@ -1,0 +1,137 @@
+// Package smtptest runs a real SMTP server in the test process (emersion's
+// go-smtp) that keeps every message it accepts, so tests can check what fmn
+// sent byte for byte, and can make it fail on purpose.
+package smtptest
+
+import (
+	"io"
+	"net"
+	"net/mail"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Message is one accepted mail.
+type Message struct {
+	From string
+	To   []string
+	Data []byte
+}
+
+// Parsed parses the message's headers and body.
+func (m Message) Parsed() (*mail.Message, error) {
+	return mail.ReadMessage(strings.NewReader(string(m.Data)))
+}
+
+// Server is a running SMTP server.
+type Server struct {
+	Addr string
+
+	mu     sync.Mutex
+	msgs   []Message
+	fail   *smtp.SMTPError
+	notify chan struct{}
+	srv    *smtp.Server
+}
+
+// Start listens on a free loopback port; the server stops with the test.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{notify: make(chan struct{}, 1)}
+	s.srv = smtp.NewServer(backend{s})
+	s.srv.Domain = "localhost"
+	s.srv.AllowInsecureAuth = true
+	s.srv.ReadTimeout = 10 * time.Second
+	s.srv.WriteTimeout = 10 * time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("smtptest: listen: %v", err)
+	}
+	s.Addr = ln.Addr().String()
+	go s.srv.Serve(ln)
+	t.Cleanup(func() { s.srv.Close() })
+	return s
+}
+
+// URL is the smtp:// URL for FMN_SMTP_URL.
+func (s *Server) URL() string { return "smtp://" + s.Addr }
+
+// FailWith makes every following DATA fail with code (4xx temporary, 5xx
+// permanent); code 0 accepts again.
+func (s *Server) FailWith(code int, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code == 0 {
+		s.fail = nil
+		return
+	}
+	s.fail = &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: msg}
+}
+
+// Messages returns a copy of what was accepted so far.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.msgs...)
+}
+
+// WaitFor waits until at least n messages were accepted and returns them;
+// it fails the test at the timeout.
+func (s *Server) WaitFor(t testing.TB, n int, timeout time.Duration) []Message {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		if ms := s.Messages(); len(ms) >= n {
+			return ms
+		}
+		select {
+		case <-s.notify:
+		case <-deadline:
+			t.Fatalf("smtptest: waited %s for %d messages, got %d", timeout, n, len(s.Messages()))
+		}
+	}
+}
+
+type backend struct{ s *Server }
+
+func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{s: b.s}, nil }
+
+type session struct {
+	s    *Server
+	from string
+	to   []string
+}
+
+func (x *session) AuthPlain(username, password string) error { return nil }
+func (x *session) Mail(from string, _ *smtp.MailOptions) error {
+	x.from = from
+	return nil
+}
+func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	x.to = append(x.to, to)
+	return nil
+}
+func (x *session) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	x.s.mu.Lock()
+	if f := x.s.fail; f != nil {
+		x.s.mu.Unlock()
+		return f
+	}
+	x.s.msgs = append(x.s.msgs, Message{From: x.from, To: x.to, Data: b})
+	x.s.mu.Unlock()
+	select {
+	case x.s.notify <- struct{}{}:
+	default:
+	}
+	return nil
+}
+func (x *session) Reset()        { x.from, x.to = "", nil }
+func (x *session) Logout() error { return nil }

@@ -1,0 +1,157 @@
+// Package storetest gives each test a database of its own on a real
+// PostgreSQL: a fresh copy of a migrated template, dropped when the test ends.
+// Copying a template takes milliseconds, so every test can run in parallel on
+// a clean schema.
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"fmn/migrations"
+	"fmn/store"
+)
+
+// EnvVar names the server the tests use (any database on it; the tests
+// create their own). `make test` starts a throwaway cluster and sets it.
+const EnvVar = "FMN_TEST_DATABASE_URL"
+
+var (
+	templateOnce sync.Once
+	templateName string
+	templateErr  error
+	counter      atomic.Int64
+)
+
+// AdminURL returns the server URL or fails the test with what to do.
+func AdminURL(t testing.TB) string {
+	u := os.Getenv(EnvVar)
+	if u == "" {
+		t.Fatalf("%s is not set: run `make test` (it starts a private PostgreSQL), or set it to a PostgreSQL server where this user may create databases", EnvVar)
+	}
+	return u
+}
+
+// withDB returns u pointing at database name.
+func withDB(t testing.TB, u, name string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatalf("parse %s: %v", EnvVar, err)
+	}
+	p.Path = "/" + name
+	return p.String()
+}
+
+// URL creates a fresh migrated database for the test and returns its URL.
+func URL(t testing.TB) string {
+	t.Helper()
+	admin := AdminURL(t)
+	templateOnce.Do(func() { templateName, templateErr = ensureTemplate(admin) })
+	if templateErr != nil {
+		t.Fatalf("prepare template database: %v", templateErr)
+	}
+	ctx := context.Background()
+	name := fmt.Sprintf("fmn_test_%d_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6, counter.Add(1))
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("connect to test server: %v", err)
+	}
+	defer conn.Close(ctx)
+	// CREATE DATABASE from a template fails while another session is
+	// connected to the template; retry briefly if a sibling process is.
+	for i := 0; ; i++ {
+		_, err = conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, templateName))
+		if err == nil || i > 50 || !strings.Contains(err.Error(), "being accessed by other users") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		c.Exec(context.Background(), fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
+	})
+	return withDB(t, admin, name)
+}
+
+// New returns a Store on a fresh database, closed when the test ends.
+func New(t testing.TB) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), URL(t))
+	if err != nil {
+		t.Fatalf("open test database: %v", err)
+	}
+	t.Cleanup(st.Close)
+	return st
+}
+
+// ensureTemplate creates the migrated template once per schema: its name
+// carries a hash of the migrations, so a changed migration gets a new one.
+// An advisory lock keeps test processes of other packages from racing.
+func ensureTemplate(admin string) (string, error) {
+	h := sha256.New()
+	files, _ := fs.Glob(migrations.FS, "*.sql")
+	for _, f := range files {
+		b, _ := fs.ReadFile(migrations.FS, f)
+		h.Write([]byte(f))
+		h.Write(b)
+	}
+	name := "fmn_tmpl_" + hex.EncodeToString(h.Sum(nil))[:16]
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(7305)"); err != nil {
+		return "", err
+	}
+	defer conn.Exec(ctx, "SELECT pg_advisory_unlock(7305)")
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if exists {
+		return name, nil
+	}
+	building := name + "_building"
+	conn.Exec(ctx, "DROP DATABASE IF EXISTS "+building+" WITH (FORCE)")
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+building); err != nil {
+		return "", err
+	}
+	u, _ := url.Parse(admin)
+	u.Path = "/" + building
+	st, err := store.Open(ctx, u.String())
+	if err != nil {
+		return "", err
+	}
+	err = store.Migrate(ctx, st.Pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st.Close()
+	if err != nil {
+		return "", fmt.Errorf("migrate template: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+building+" RENAME TO "+name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
