@@ -7,6 +7,10 @@ CREATE TABLE users (
     name        text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'),
     email       text,
     timezone    text NOT NULL DEFAULT 'UTC',
+    -- Quiet hours in the user's time zone; both NULL = none. Mail held
+    -- during quiet hours goes out as one digest after.
+    quiet_start time,
+    quiet_end   time,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"time"
 
 	"fmn/apperr"
 )
@@ -75,4 +76,43 @@ func (s *Store) UserName(ctx context.Context, id int64) (string, error) {
 	var name string
 	err := s.Pool.QueryRow(ctx, `SELECT name FROM users WHERE id = $1`, id).Scan(&name)
 	return name, translate(err, "get user name")
+}
+
+// UserSettings are the per-user delivery settings.
+type UserSettings struct {
+	Timezone   string  `json:"timezone"`
+	QuietStart *string `json:"quiet_start"` // "22:00", nil = no quiet hours
+	QuietEnd   *string `json:"quiet_end"`
+}
+
+// GetUserSettings reads a user's settings.
+func (s *Store) GetUserSettings(ctx context.Context, userID int64) (UserSettings, error) {
+	var us UserSettings
+	err := s.Pool.QueryRow(ctx, `SELECT timezone, to_char(quiet_start, 'HH24:MI'), to_char(quiet_end, 'HH24:MI')
+		FROM users WHERE id = $1`, userID).Scan(&us.Timezone, &us.QuietStart, &us.QuietEnd)
+	return us, translate(err, "get user settings")
+}
+
+// UpdateUserSettings stores validated settings: the time zone must be known
+// to Go's tz database, quiet hours are both set (HH:MM) or both nil.
+func (s *Store) UpdateUserSettings(ctx context.Context, userID int64, us UserSettings) error {
+	if _, err := time.LoadLocation(us.Timezone); err != nil || us.Timezone == "" {
+		return apperr.Invalid("timezone", "%q is not a time zone like Europe/Paris or UTC", us.Timezone)
+	}
+	if (us.QuietStart == nil) != (us.QuietEnd == nil) {
+		return apperr.Invalid("quiet_start", "give both the start and the end of quiet hours, or neither")
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"quiet_start", us.QuietStart}, {"quiet_end", us.QuietEnd}} {
+		if f.v != nil {
+			if _, err := time.Parse("15:04", *f.v); err != nil {
+				return apperr.Invalid(f.name, "%q is not a time like 22:00", *f.v)
+			}
+		}
+	}
+	_, err := s.Pool.Exec(ctx, `UPDATE users SET timezone = $2, quiet_start = $3::time, quiet_end = $4::time WHERE id = $1`,
+		userID, us.Timezone, us.QuietStart, us.QuietEnd)
+	return translate(err, "update user settings")
 }
