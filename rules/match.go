@@ -2,6 +2,7 @@ package rules
 
 import (
 	"slices"
+	"sync"
 
 	"fmn/rules/meta"
 )
@@ -13,89 +14,259 @@ type Match struct {
 	DestinationID int64
 }
 
-// compiled is a rule with its patterns compiled once.
-type compiled struct {
-	rule          Rule
-	users         []Glob
-	packages      []Glob
-	topics        []Glob
+// crule is a rule as the index keeps it: its tracking entries (to unfile
+// it on change), its destinations and its filters, with globs compiled once.
+type crule struct {
+	id     int64
+	userID int64
+	owner  string
+	dests  []int64
+	track  Track
+	filt   *filters // nil when the rule has none: most rules
+}
+
+type filters struct {
 	apps          []Glob
 	appsExclude   []Glob
 	topicsExclude []Glob
+	notMine       bool
+	minSeverity   int
 }
 
-// Set is an immutable snapshot of every enabled rule, safe for concurrent
-// use. Build a new one when rules change.
-//
-// This first version tries each rule in turn; the indexed matcher replaces
-// the loop behind the same methods.
-type Set struct {
-	rules []compiled
-}
-
-// NewSet compiles rules into a Set. Rules without a deliverable destination
-// are dropped: they can never produce a match.
-func NewSet(rs []Rule) *Set {
-	s := &Set{}
-	for _, r := range rs {
-		if !r.Enabled || len(r.Destinations) == 0 {
-			continue
+func compileRule(r Rule) *crule {
+	c := &crule{id: r.ID, userID: r.UserID, owner: r.Owner, dests: slices.Clone(r.Destinations), track: r.Track}
+	f := r.Filters
+	if len(f.Apps)+len(f.AppsExclude)+len(f.TopicsExclude) > 0 || f.NotMyActions || SeverityRank(f.SeverityAtLeast) > 0 {
+		c.filt = &filters{
+			apps:          compileAll(f.Apps),
+			appsExclude:   compileAll(f.AppsExclude),
+			topicsExclude: compileAll(f.TopicsExclude),
+			notMine:       f.NotMyActions,
+			minSeverity:   SeverityRank(f.SeverityAtLeast),
 		}
-		s.rules = append(s.rules, compiled{
-			rule:          r,
-			users:         compileAll(r.Track.Users),
-			packages:      compileAll(r.Track.Packages),
-			topics:        compileAll(r.Track.Topics),
-			apps:          compileAll(r.Track.Apps),
-			appsExclude:   compileAll(r.Filters.AppsExclude),
-			topicsExclude: compileAll(r.Filters.TopicsExclude),
-		})
 	}
-	return s
+	return c
 }
+
+// passes applies the rule's filters to a tracked message.
+func (c *crule) passes(md *meta.Metadata, sev int) bool {
+	f := c.filt
+	if f == nil {
+		return true
+	}
+	if sev < f.minSeverity {
+		return false
+	}
+	if f.notMine && md.Agent != "" && md.Agent == c.owner {
+		return false
+	}
+	if len(f.apps) > 0 && !anyMatchOne(f.apps, md.App) {
+		return false
+	}
+	return !anyMatchOne(f.appsExclude, md.App) && !anyMatchOne(f.topicsExclude, md.Topic)
+}
+
+// Set is an immutable snapshot of every enabled rule with a destination,
+// indexed by what they track; safe for concurrent use. With derives the
+// next snapshot from a change without rebuilding.
+type Set struct {
+	byID     idMap
+	n        int
+	users    fieldIndex // track.users, and track.mine under the owner's name
+	packages fieldIndex
+	apps     fieldIndex
+	topics   fieldIndex
+}
+
+// NewSet indexes rules. Disabled rules and rules without a destination are
+// left out: they can never produce a match.
+func NewSet(rs []Rule) *Set { return (&Set{}).With(rs, nil) }
 
 // Len is the number of rules that can match.
-func (s *Set) Len() int { return len(s.rules) }
+func (s *Set) Len() int { return s.n }
 
-// Match returns the destinations md goes to, each destination once even when
-// several rules hit it (the first rule, by id, is credited).
-func (s *Set) Match(md meta.Metadata) []Match {
-	var out []Match
-	seen := map[int64]bool{}
-	for i := range s.rules {
-		c := &s.rules[i]
-		if !c.tracks(md) || !c.passes(md) {
-			continue
+// With returns a new Set in which each rule of upserts replaces the rule of
+// the same id (or is added), and the rules of deleted ids are gone; s itself
+// is unchanged. Only the index entries of the changed rules are touched.
+func (s *Set) With(upserts []Rule, deleted []int64) *Set {
+	n := *s
+	e := &edit{}
+	for _, id := range deleted {
+		n.remove(e, id)
+	}
+	for _, r := range upserts {
+		n.remove(e, r.ID)
+		if r.Enabled && len(r.Destinations) > 0 {
+			n.add(e, compileRule(r))
 		}
-		for _, d := range c.rule.Destinations {
-			if !seen[d] {
-				seen[d] = true
-				out = append(out, Match{UserID: c.rule.UserID, RuleID: c.rule.ID, DestinationID: d})
+	}
+	return &n
+}
+
+func (s *Set) add(e *edit, c *crule) {
+	s.byID.mutable(e, c.id)[c.id] = c
+	s.n++
+	s.file(e, c, true)
+}
+
+func (s *Set) remove(e *edit, id int64) {
+	c := s.byID.get(id)
+	if c == nil {
+		return
+	}
+	delete(s.byID.mutable(e, id), id)
+	s.n--
+	s.file(e, c, false)
+}
+
+// file adds or removes every tracking entry of c, each distinct entry once.
+func (s *Set) file(e *edit, c *crule, add bool) {
+	do := func(f *fieldIndex, ps []string, literal, topic bool) {
+		for i, p := range ps {
+			if slices.Contains(ps[:i], p) {
+				continue
+			}
+			if add {
+				f.add(e, p, literal, topic, c)
+			} else {
+				f.remove(e, p, literal, topic, c)
 			}
 		}
 	}
+	t := c.track
+	if t.Mine && c.owner != "" {
+		// "mine" is an exact comparison with the owner's name, even if a
+		// name were to hold a '*'.
+		do(&s.users, []string{c.owner}, true, false)
+	}
+	users := t.Users
+	if t.Mine && slices.Contains(users, c.owner) && isLiteral(c.owner) {
+		users = slices.DeleteFunc(slices.Clone(users), func(u string) bool { return u == c.owner })
+	}
+	do(&s.users, users, false, false)
+	do(&s.packages, t.Packages, false, false)
+	do(&s.apps, t.Apps, false, false)
+	do(&s.topics, t.Topics, false, true)
+}
+
+func isLiteral(p string) bool { return CompileGlob(p).literal }
+
+// Match returns the destinations md goes to, each destination once even
+// when several rules hit it; the rule credited is the lowest id among those
+// that hit. The order of the matches is unspecified.
+func (s *Set) Match(md meta.Metadata) []Match {
+	m := matchers.Get().(*matcher)
+	m.reset(&md)
+	for _, u := range md.Usernames {
+		s.users.lookup(u, m)
+	}
+	for _, p := range md.Packages {
+		s.packages.lookup(p, m)
+	}
+	s.apps.lookup(md.App, m)
+	s.topics.lookup(md.Topic, m)
+	var out []Match
+	if len(m.out) > 0 {
+		out = slices.Clone(m.out)
+	}
+	m.md = nil
+	matchers.Put(m)
 	return out
 }
 
-func (c *compiled) tracks(md meta.Metadata) bool {
-	if c.rule.Track.Mine && slices.Contains(md.Usernames, c.rule.Owner) {
-		return true
-	}
-	return anyMatch(c.users, md.Usernames) || anyMatch(c.packages, md.Packages) ||
-		anyMatchOne(c.topics, md.Topic) || anyMatchOne(c.apps, md.App)
+var matchers = sync.Pool{New: func() any { return &matcher{} }}
+
+// matcher is the scratch space of one Match call: the matches so far and an
+// open-addressing set of their destinations, cleared in O(1) by bumping a
+// generation number.
+type matcher struct {
+	md   *meta.Metadata
+	sev  int
+	out  []Match
+	slot []destSlot
+	gen  uint32
 }
 
-func (c *compiled) passes(md meta.Metadata) bool {
-	if anyMatchOne(c.appsExclude, md.App) || anyMatchOne(c.topicsExclude, md.Topic) {
-		return false
+type destSlot struct {
+	gen  uint32
+	pos  int32
+	dest int64
+}
+
+func (m *matcher) reset(md *meta.Metadata) {
+	m.md, m.sev, m.out = md, SeverityRank(md.Severity), m.out[:0]
+	m.gen++
+	if m.gen == 0 {
+		clear(m.slot)
+		m.gen = 1
 	}
-	if c.rule.Filters.NotMyActions && md.Agent != "" && md.Agent == c.rule.Owner {
-		return false
+	if len(m.slot) == 0 {
+		m.slot = make([]destSlot, 64)
 	}
-	return true
+}
+
+func (m *matcher) visitBucket(b *bucket, s string) {
+	for _, g := range b.groups {
+		if g.pure || g.glob.Match(s) {
+			m.visit(g.rules)
+		}
+	}
+}
+
+func (m *matcher) visit(rs []*crule) {
+	for _, c := range rs {
+		if c.passes(m.md, m.sev) {
+			for _, d := range c.dests {
+				m.emit(c, d)
+			}
+		}
+	}
+}
+
+func (m *matcher) emit(c *crule, d int64) {
+	if 2*(len(m.out)+1) > len(m.slot) {
+		m.grow()
+	}
+	mask := uint64(len(m.slot) - 1)
+	for i := hashID(d) & mask; ; i = (i + 1) & mask {
+		sl := &m.slot[i]
+		if sl.gen != m.gen {
+			*sl = destSlot{gen: m.gen, pos: int32(len(m.out)), dest: d}
+			m.out = append(m.out, Match{UserID: c.userID, RuleID: c.id, DestinationID: d})
+			return
+		}
+		if sl.dest == d {
+			if o := &m.out[sl.pos]; c.id < o.RuleID {
+				o.RuleID, o.UserID = c.id, c.userID
+			}
+			return
+		}
+	}
+}
+
+// grow doubles the destination set and refiles the matches so far.
+func (m *matcher) grow() {
+	m.slot = make([]destSlot, 2*len(m.slot))
+	m.gen = 1
+	mask := uint64(len(m.slot) - 1)
+	for pos, o := range m.out {
+		i := hashID(o.DestinationID) & mask
+		for m.slot[i].gen == m.gen {
+			i = (i + 1) & mask
+		}
+		m.slot[i] = destSlot{gen: m.gen, pos: int32(pos), dest: o.DestinationID}
+	}
+}
+
+func hashID(d int64) uint64 {
+	x := uint64(d) * 0x9E3779B97F4A7C15
+	return x ^ x>>29
 }
 
 func compileAll(ps []string) []Glob {
+	if len(ps) == 0 {
+		return nil
+	}
 	gs := make([]Glob, len(ps))
 	for i, p := range ps {
 		gs[i] = CompileGlob(p)
@@ -106,15 +277,6 @@ func compileAll(ps []string) []Glob {
 func anyMatchOne(gs []Glob, s string) bool {
 	for _, g := range gs {
 		if g.Match(s) {
-			return true
-		}
-	}
-	return false
-}
-
-func anyMatch(gs []Glob, ss []string) bool {
-	for _, s := range ss {
-		if anyMatchOne(gs, s) {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@
 package rules
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -42,10 +43,34 @@ type Track struct {
 
 // Filters must all pass for a tracked message to be delivered.
 type Filters struct {
+	// Apps, when set, keeps only messages from these apps: "my packages,
+	// but only what bodhi says about them".
+	Apps          []string `json:"apps,omitempty"`
 	AppsExclude   []string `json:"apps_exclude,omitempty"`
 	TopicsExclude []string `json:"topics_exclude,omitempty"`
 	NotMyActions  bool     `json:"not_my_actions,omitempty"`
+	// SeverityAtLeast keeps messages at this severity or above. A message
+	// whose service gives no severity counts as "info", the level of an
+	// ordinary event, so "warning" keeps only warnings and worse.
+	SeverityAtLeast string `json:"severity_at_least,omitempty"`
 }
+
+// Severities in rising order, as rules/meta reports them.
+var severities = []string{"info", "warning", "error", "critical"}
+
+// SeverityRank orders a message's severity: 0 for info or none, up to 3
+// for critical. An unknown word ranks as info.
+func SeverityRank(s string) int {
+	for i, v := range severities {
+		if v == s {
+			return i
+		}
+	}
+	return 0
+}
+
+// Severities returns the severity words, lowest first.
+func Severities() []string { return slices.Clone(severities) }
 
 // Validate checks a rule's shape and reports the first offending field by its
 // JSON path, so the API and the editor can show the error beside the input.
@@ -65,6 +90,7 @@ func (r *Rule) Validate() error {
 		{"track.packages", r.Track.Packages},
 		{"track.topics", r.Track.Topics},
 		{"track.apps", r.Track.Apps},
+		{"filters.apps", r.Filters.Apps},
 		{"filters.apps_exclude", r.Filters.AppsExclude},
 		{"filters.topics_exclude", r.Filters.TopicsExclude},
 	}
@@ -84,6 +110,9 @@ func (r *Rule) Validate() error {
 	t := r.Track
 	if !t.Mine && len(t.Users)+len(t.Packages)+len(t.Topics)+len(t.Apps) == 0 {
 		return apperr.Invalid("track", "a rule must track something: mine, users, packages, topics or apps")
+	}
+	if v := r.Filters.SeverityAtLeast; v != "" && !slices.Contains(severities, v) {
+		return apperr.Invalid("filters.severity_at_least", "severity must be one of %s", strings.Join(severities, ", "))
 	}
 	if len(r.Destinations) > maxDestinations {
 		return apperr.Invalid("destinations", "at most %d destinations", maxDestinations)

@@ -1,0 +1,408 @@
+package rules
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+
+	"fmn/rules/meta"
+)
+
+// bodhiMsg is the message most table rows are judged against.
+var bodhiMsg = meta.Metadata{
+	Topic:     "org.fedoraproject.prod.bodhi.update.comment",
+	App:       "bodhi",
+	Agent:     "alice",
+	Usernames: []string{"alice", "bob"},
+	Packages:  []string{"kernel", "python-requests"},
+	Summary:   "alice commented on an update",
+}
+
+func TestMatchTable(t *testing.T) {
+	t.Parallel()
+	withSev := func(s string) meta.Metadata { m := bodhiMsg; m.Severity = s; return m }
+	noAgent := bodhiMsg
+	noAgent.Agent = ""
+	cases := []struct {
+		name  string
+		owner string
+		track Track
+		filt  Filters
+		md    meta.Metadata
+		want  bool
+	}{
+		{"mine hits the owner's name", "bob", Track{Mine: true}, Filters{}, bodhiMsg, true},
+		{"mine misses another name", "carol", Track{Mine: true}, Filters{}, bodhiMsg, false},
+		{"users exact", "z", Track{Users: []string{"bob"}}, Filters{}, bodhiMsg, true},
+		{"users exact miss", "z", Track{Users: []string{"bo"}}, Filters{}, bodhiMsg, false},
+		{"users glob", "z", Track{Users: []string{"b*"}}, Filters{}, bodhiMsg, true},
+		{"users glob with ?", "z", Track{Users: []string{"?lice"}}, Filters{}, bodhiMsg, true},
+		{"packages exact", "z", Track{Packages: []string{"kernel"}}, Filters{}, bodhiMsg, true},
+		{"packages prefix glob", "z", Track{Packages: []string{"python-*"}}, Filters{}, bodhiMsg, true},
+		{"packages suffix glob", "z", Track{Packages: []string{"*-requests"}}, Filters{}, bodhiMsg, true},
+		{"packages inner glob", "z", Track{Packages: []string{"*thon-req*"}}, Filters{}, bodhiMsg, true},
+		{"packages miss", "z", Track{Packages: []string{"python"}}, Filters{}, bodhiMsg, false},
+		{"apps exact", "z", Track{Apps: []string{"bodhi"}}, Filters{}, bodhiMsg, true},
+		{"apps glob", "z", Track{Apps: []string{"bod*"}}, Filters{}, bodhiMsg, true},
+		{"apps miss", "z", Track{Apps: []string{"koji"}}, Filters{}, bodhiMsg, false},
+		{"topic exact", "z", Track{Topics: []string{"org.fedoraproject.prod.bodhi.update.comment"}}, Filters{}, bodhiMsg, true},
+		{"topic exact miss", "z", Track{Topics: []string{"org.fedoraproject.prod.bodhi.update"}}, Filters{}, bodhiMsg, false},
+		{"topic prefix glob", "z", Track{Topics: []string{"org.fedoraproject.prod.bodhi.*"}}, Filters{}, bodhiMsg, true},
+		{"topic glob crosses dots", "z", Track{Topics: []string{"org.fedoraproject.*.comment"}}, Filters{}, bodhiMsg, true},
+		{"topic token glob", "z", Track{Topics: []string{"*.bodhi.*"}}, Filters{}, bodhiMsg, true},
+		{"topic token glob miss", "z", Track{Topics: []string{"*.koji.*"}}, Filters{}, bodhiMsg, false},
+		{"topic suffix glob", "z", Track{Topics: []string{"*.update.comment"}}, Filters{}, bodhiMsg, true},
+		{"topic everything", "z", Track{Topics: []string{"*"}}, Filters{}, bodhiMsg, true},
+		{"topic inner-only glob", "z", Track{Topics: []string{"*odhi*"}}, Filters{}, bodhiMsg, true},
+		{"any entry is enough", "z", Track{Packages: []string{"nope"}, Apps: []string{"bodhi"}}, Filters{}, bodhiMsg, true},
+		{"filters.apps keeps listed apps", "z", Track{Packages: []string{"kernel"}}, Filters{Apps: []string{"bodhi"}}, bodhiMsg, true},
+		{"filters.apps drops others", "z", Track{Packages: []string{"kernel"}}, Filters{Apps: []string{"koji", "pagure"}}, bodhiMsg, false},
+		{"filters.apps glob", "z", Track{Packages: []string{"kernel"}}, Filters{Apps: []string{"b*"}}, bodhiMsg, true},
+		{"apps_exclude drops", "z", Track{Packages: []string{"kernel"}}, Filters{AppsExclude: []string{"bodhi"}}, bodhiMsg, false},
+		{"apps_exclude glob drops", "z", Track{Packages: []string{"kernel"}}, Filters{AppsExclude: []string{"bo*"}}, bodhiMsg, false},
+		{"apps_exclude other keeps", "z", Track{Packages: []string{"kernel"}}, Filters{AppsExclude: []string{"koji"}}, bodhiMsg, true},
+		{"topics_exclude drops", "z", Track{Packages: []string{"kernel"}}, Filters{TopicsExclude: []string{"*.comment"}}, bodhiMsg, false},
+		{"topics_exclude other keeps", "z", Track{Packages: []string{"kernel"}}, Filters{TopicsExclude: []string{"*.buildsys.*"}}, bodhiMsg, true},
+		{"not_my_actions drops own action", "alice", Track{Mine: true}, Filters{NotMyActions: true}, bodhiMsg, false},
+		{"not_my_actions keeps others' actions", "bob", Track{Mine: true}, Filters{NotMyActions: true}, bodhiMsg, true},
+		{"not_my_actions without agent keeps", "alice", Track{Mine: true}, Filters{NotMyActions: true}, noAgent, true},
+		{"severity none counts as info", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "info"}, bodhiMsg, true},
+		{"severity none below warning", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "warning"}, bodhiMsg, false},
+		{"severity equal passes", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "error"}, withSev("error"), true},
+		{"severity above passes", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "error"}, withSev("critical"), true},
+		{"severity below drops", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "error"}, withSev("warning"), false},
+		{"every filter must pass", "z", Track{Apps: []string{"bodhi"}}, Filters{Apps: []string{"bodhi"}, TopicsExclude: []string{"*.comment"}}, bodhiMsg, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r := Rule{ID: 7, UserID: 3, Owner: c.owner, Name: "r", Enabled: true, Track: c.track, Filters: c.filt, Destinations: []int64{11}}
+			got := NewSet([]Rule{r}).Match(c.md)
+			want := []Match(nil)
+			if c.want {
+				want = []Match{{UserID: 3, RuleID: 7, DestinationID: 11}}
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("indexed: got %v, want %v", got, want)
+			}
+			if naive := newNaive([]Rule{r}).Match(c.md); !reflect.DeepEqual(naive, want) {
+				t.Fatalf("naive: got %v, want %v", naive, want)
+			}
+			// A disabled rule, or one without a destination, never matches.
+			r.Enabled = false
+			if got := NewSet([]Rule{r}).Match(c.md); got != nil {
+				t.Fatalf("disabled rule matched: %v", got)
+			}
+		})
+	}
+}
+
+func TestMatchEachDestinationOnce(t *testing.T) {
+	t.Parallel()
+	rs := []Rule{
+		{ID: 9, UserID: 1, Owner: "bob", Enabled: true, Track: Track{Mine: true, Users: []string{"bob"}, Packages: []string{"kernel", "k*"}}, Destinations: []int64{1, 2}},
+		{ID: 4, UserID: 1, Owner: "bob", Enabled: true, Track: Track{Apps: []string{"bodhi"}}, Destinations: []int64{2, 3}},
+		{ID: 5, UserID: 2, Owner: "eve", Enabled: true, Track: Track{Topics: []string{"*"}}, Destinations: []int64{5}},
+		{ID: 6, UserID: 1, Owner: "bob", Enabled: true, Track: Track{Apps: []string{"koji"}}, Destinations: []int64{1}},
+	}
+	got := sorted(NewSet(rs).Match(bodhiMsg))
+	want := []Match{{1, 9, 1}, {1, 4, 2}, {1, 4, 3}, {2, 5, 5}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	if n := sorted(newNaive(rs).Match(bodhiMsg)); !reflect.DeepEqual(n, want) {
+		t.Fatalf("naive got %v, want %v", n, want)
+	}
+}
+
+// TestMatchManyDestinations grows the matcher's destination set past its
+// first size.
+func TestMatchManyDestinations(t *testing.T) {
+	t.Parallel()
+	var rs []Rule
+	for i := range 500 {
+		rs = append(rs, Rule{ID: int64(i + 1), UserID: int64(i), Owner: "u", Enabled: true,
+			Track: Track{Apps: []string{"bodhi"}}, Destinations: []int64{int64(2 * i), int64(2*i + 1), int64(2 * (i / 2))}})
+	}
+	got, want := sorted(NewSet(rs).Match(bodhiMsg)), sorted(newNaive(rs).Match(bodhiMsg))
+	if len(got) != 1000 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %d matches, naive %d; equal=%v", len(got), len(want), reflect.DeepEqual(got, want))
+	}
+}
+
+// randomWorld draws rules and messages from small vocabularies, so that
+// hits, overlaps and every kind of glob key are common.
+type randomWorld struct {
+	rnd                               *rand.Rand
+	users, pkgs, apps, topics, owners []string
+}
+
+func newWorld(seed uint64) *randomWorld {
+	w := &randomWorld{rnd: rand.New(rand.NewPCG(seed, 1))}
+	w.users = []string{"alice", "bob", "carol", "dan", "eve", "frank"}
+	w.owners = []string{"alice", "bob", "carol", "zed"}
+	w.pkgs = []string{"kernel", "kernel-headers", "python-requests", "python3-docs", "gcc", "rust-serde", "nodejs"}
+	w.apps = []string{"bodhi", "koji", "pagure", "dist-git", "fas", ""}
+	w.topics = []string{
+		"org.fedoraproject.prod.bodhi.update.comment", "org.fedoraproject.prod.bodhi.update.request.testing",
+		"org.fedoraproject.stg.buildsys.build.state.change", "org.fedoraproject.prod.buildsys.task.state.change",
+		"io.pagure.prod.pagure.pull-request.new", "org.fedoraproject.prod.git.receive", "org.centos.prod.ci.pipeline.complete",
+	}
+	return w
+}
+
+func (w *randomWorld) pick(xs []string) string { return xs[w.rnd.IntN(len(xs))] }
+
+// pattern returns a value from xs, or a glob derived from one.
+func (w *randomWorld) pattern(xs []string) string {
+	s := w.pick(xs)
+	if s == "" || w.rnd.IntN(2) == 0 {
+		return s
+	}
+	i, j := w.rnd.IntN(len(s)+1), w.rnd.IntN(len(s)+1)
+	if i > j {
+		i, j = j, i
+	}
+	switch w.rnd.IntN(6) {
+	case 0:
+		return s[:i] + "*"
+	case 1:
+		return "*" + s[j:]
+	case 2:
+		return s[:i] + "*" + s[j:]
+	case 3:
+		return "*" + s[i:j] + "*"
+	case 4:
+		b := []byte(s)
+		b[w.rnd.IntN(len(b))] = '?'
+		return string(b)
+	}
+	return "*"
+}
+
+func (w *randomWorld) patterns(xs []string, max int) []string {
+	n := w.rnd.IntN(max + 1)
+	var ps []string
+	for range n {
+		if p := w.pattern(xs); p != "" {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+func (w *randomWorld) rule(id int64) Rule {
+	owner := w.rnd.IntN(len(w.owners))
+	r := Rule{ID: id, UserID: int64(owner + 1), Owner: w.owners[owner], Name: "r", Enabled: w.rnd.IntN(10) > 0}
+	for r.Track.Mine == false && len(r.Track.Users)+len(r.Track.Packages)+len(r.Track.Apps)+len(r.Track.Topics) == 0 {
+		r.Track = Track{
+			Mine: w.rnd.IntN(4) == 0, Users: w.patterns(w.users, 2), Packages: w.patterns(w.pkgs, 2),
+			Apps: w.patterns(w.apps, 1), Topics: w.patterns(w.topics, 1),
+		}
+		if w.rnd.IntN(3) > 0 {
+			r.Track.Topics = nil
+			r.Track.Apps = nil
+		}
+	}
+	if w.rnd.IntN(3) == 0 {
+		r.Filters = Filters{
+			Apps: w.patterns(w.apps, 1), AppsExclude: w.patterns(w.apps, 1), TopicsExclude: w.patterns(w.topics, 1),
+			NotMyActions: w.rnd.IntN(2) == 0, SeverityAtLeast: []string{"", "info", "warning", "error", "critical"}[w.rnd.IntN(5)],
+		}
+	}
+	// Each user owns destinations 10*user .. 10*user+3; rules share them.
+	for d := range 4 {
+		if w.rnd.IntN(3) == 0 {
+			r.Destinations = append(r.Destinations, r.UserID*10+int64(d))
+		}
+	}
+	return r
+}
+
+func (w *randomWorld) message() meta.Metadata {
+	md := meta.Metadata{Topic: w.pick(w.topics), App: w.pick(w.apps), Severity: []string{"", "info", "warning", "error", "critical"}[w.rnd.IntN(5)]}
+	for range w.rnd.IntN(3) {
+		md.Usernames = append(md.Usernames, w.pick(w.users))
+	}
+	for range w.rnd.IntN(3) {
+		md.Packages = append(md.Packages, w.pick(w.pkgs))
+	}
+	if len(md.Usernames) > 0 && w.rnd.IntN(2) == 0 {
+		md.Agent = md.Usernames[0]
+	}
+	return md
+}
+
+// TestIndexEqualsNaive is the property that matters: on random rules and
+// messages, the index answers exactly what trying every rule answers, also
+// after any sequence of incremental edits.
+func TestIndexEqualsNaive(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(20) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(seed)
+			byID := map[int64]Rule{}
+			var all []Rule
+			for id := int64(1); id <= 150; id++ {
+				r := w.rule(id)
+				byID[id] = r
+				all = append(all, r)
+			}
+			set := NewSet(all)
+			check := func(step string) {
+				t.Helper()
+				var cur []Rule
+				for _, r := range byID {
+					cur = append(cur, r)
+				}
+				naive := newNaive(cur)
+				for range 200 {
+					md := w.message()
+					got, want := sorted(set.Match(md)), sorted(naive.Match(md))
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("%s: message %+v:\nindex %v\nnaive %v", step, md, got, want)
+					}
+				}
+				if want := len(newNaive(cur).rules); set.Len() != want {
+					t.Fatalf("%s: Len %d, want %d", step, set.Len(), want)
+				}
+			}
+			check("built")
+			for step := range 30 {
+				var ups []Rule
+				var dels []int64
+				for range 1 + w.rnd.IntN(8) {
+					id := int64(1 + w.rnd.IntN(180))
+					// With applies deletions first, then upserts: keep
+					// each id in one list, as its last operation says.
+					ups = slices.DeleteFunc(ups, func(r Rule) bool { return r.ID == id })
+					dels = slices.DeleteFunc(dels, func(d int64) bool { return d == id })
+					if w.rnd.IntN(4) == 0 {
+						dels = append(dels, id)
+						delete(byID, id)
+						continue
+					}
+					r := w.rule(id)
+					ups = append(ups, r)
+					byID[id] = r
+				}
+				old := set
+				before := old.Match(bodhiMsg)
+				set = set.With(ups, dels)
+				if after := old.Match(bodhiMsg); !reflect.DeepEqual(sorted(before), sorted(after)) {
+					t.Fatalf("step %d: With changed the old Set", step)
+				}
+				check(fmt.Sprintf("after edit %d", step))
+			}
+		})
+	}
+}
+
+// TestWithLeavesOldSetsWhole derives two Sets from one base and checks that
+// neither edit leaks into the base or into the other.
+func TestWithLeavesOldSetsWhole(t *testing.T) {
+	t.Parallel()
+	base := NewSet([]Rule{{ID: 1, UserID: 1, Owner: "a", Enabled: true, Track: Track{Packages: []string{"kernel"}}, Destinations: []int64{1}}})
+	s1 := base.With([]Rule{{ID: 2, UserID: 2, Owner: "b", Enabled: true, Track: Track{Packages: []string{"kernel"}}, Destinations: []int64{2}}}, nil)
+	s2 := base.With([]Rule{{ID: 3, UserID: 3, Owner: "c", Enabled: true, Track: Track{Packages: []string{"kernel"}}, Destinations: []int64{3}}}, []int64{1})
+	for _, c := range []struct {
+		s    *Set
+		want []int64
+	}{{base, []int64{1}}, {s1, []int64{1, 2}}, {s2, []int64{3}}} {
+		var got []int64
+		for _, m := range sorted(c.s.Match(bodhiMsg)) {
+			got = append(got, m.DestinationID)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("got destinations %v, want %v", got, c.want)
+		}
+	}
+}
+
+// TestConcurrentReadersSeeWholeSets matches from many goroutines while
+// another keeps swapping a rule between two shapes; every answer must be one
+// of the two shapes' answers (run with -race to check the copy-on-write).
+func TestConcurrentReadersSeeWholeSets(t *testing.T) {
+	t.Parallel()
+	a := Rule{ID: 1, UserID: 1, Owner: "x", Enabled: true, Track: Track{Packages: []string{"kernel"}}, Destinations: []int64{1}}
+	b := Rule{ID: 1, UserID: 1, Owner: "x", Enabled: true, Track: Track{Packages: []string{"python-*"}, Topics: []string{"*.bodhi.*"}}, Destinations: []int64{2}}
+	other := make([]Rule, 0, 200)
+	for i := range 200 {
+		other = append(other, Rule{ID: int64(100 + i), UserID: 9, Owner: "y", Enabled: true, Track: Track{Packages: []string{fmt.Sprint("p", i)}}, Destinations: []int64{9}})
+	}
+	var cur sync.Mutex
+	set := NewSet(append(other, a))
+	get := func() *Set { cur.Lock(); defer cur.Unlock(); return set }
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				ms := get().Match(bodhiMsg)
+				if len(ms) != 1 || (ms[0].DestinationID != 1 && ms[0].DestinationID != 2) {
+					errs <- fmt.Sprint(ms)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 2000 {
+		next := a
+		if i%2 == 0 {
+			next = b
+		}
+		s := get().With([]Rule{next}, nil)
+		cur.Lock()
+		set = s
+		cur.Unlock()
+	}
+	close(done)
+	wg.Wait()
+	select {
+	case e := <-errs:
+		t.Fatalf("a reader saw a half-updated set: %s", e)
+	default:
+	}
+}
+
+func TestKeyFor(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		p     string
+		topic bool
+		kind  keyKind
+		key   string
+		pure  bool
+	}{
+		{"kernel", false, keyExact, "kernel", true},
+		{"python-*", false, keyPrefix, "python-", true},
+		{"*-devel", false, keySuffix, "-devel", true},
+		{"*", false, keyRest, "", true},
+		{"**", false, keyRest, "", true},
+		{"*odh*", false, keyRest, "", false},
+		{"org.fedoraproject.prod.bodhi.*", true, keyPrefix, "org.fedoraproject.prod.bodhi.", true},
+		{"org.fedoraproject.*.bodhi.update.comment", true, keySuffix, ".bodhi.update.comment", false},
+		{"org.fedoraproject.*.bodhi.*", true, keyToken, "bodhi", false},
+		{"org.fedoraproject.*", true, keyPrefix, "org.fedoraproject.", true},
+		{"*.bodhi.*", true, keyToken, "bodhi", false},
+		{"?lice", false, keySuffix, "lice", false},
+	}
+	for _, c := range cases {
+		kind, key, pure := keyFor(c.p, c.topic)
+		if kind != c.kind || key != c.key || pure != c.pure {
+			t.Errorf("keyFor(%q) = %v %q %v, want %v %q %v", c.p, kind, key, pure, c.kind, c.key, c.pure)
+		}
+	}
+}
