@@ -110,13 +110,14 @@ func (in *Ingester) Ingest(ctx context.Context, batch []Received) error {
 			return err
 		}
 		var all []store.NewNotification
+		var ms []rules.Match // one buffer for the batch: matching allocates nothing
 		for i, id := range ids {
 			if id == 0 {
 				dup++
 				continue
 			}
 			stored++
-			ms := set.Match(msgs[i].Meta)
+			ms = set.AppendMatches(ms[:0], &msgs[i].Meta)
 			if len(ms) == 0 {
 				continue
 			}

@@ -155,8 +155,15 @@ func isLiteral(p string) bool { return CompileGlob(p).literal }
 // when several rules hit it; the rule credited is the lowest id among those
 // that hit. The order of the matches is unspecified.
 func (s *Set) Match(md meta.Metadata) []Match {
+	return s.AppendMatches(nil, &md)
+}
+
+// AppendMatches appends Match's answer to dst and returns the extended
+// slice, so that a caller matching message after message can reuse one
+// buffer and the matcher allocates nothing.
+func (s *Set) AppendMatches(dst []Match, md *meta.Metadata) []Match {
 	m := matchers.Get().(*matcher)
-	m.reset(&md)
+	m.reset(md, dst)
 	for _, u := range md.Usernames {
 		s.users.lookup(u, m)
 	}
@@ -165,11 +172,8 @@ func (s *Set) Match(md meta.Metadata) []Match {
 	}
 	s.apps.lookup(md.App, m)
 	s.topics.lookup(md.Topic, m)
-	var out []Match
-	if len(m.out) > 0 {
-		out = slices.Clone(m.out)
-	}
-	m.md = nil
+	out := m.out
+	m.md, m.out = nil, nil
 	matchers.Put(m)
 	return out
 }
@@ -182,7 +186,8 @@ var matchers = sync.Pool{New: func() any { return &matcher{} }}
 type matcher struct {
 	md   *meta.Metadata
 	sev  int
-	out  []Match
+	out  []Match // the caller's slice; this call's matches start at base
+	base int
 	slot []destSlot
 	gen  uint32
 }
@@ -193,8 +198,8 @@ type destSlot struct {
 	dest int64
 }
 
-func (m *matcher) reset(md *meta.Metadata) {
-	m.md, m.sev, m.out = md, SeverityRank(md.Severity), m.out[:0]
+func (m *matcher) reset(md *meta.Metadata, dst []Match) {
+	m.md, m.sev, m.out, m.base = md, SeverityRank(md.Severity), dst, len(dst)
 	m.gen++
 	if m.gen == 0 {
 		clear(m.slot)
@@ -224,7 +229,7 @@ func (m *matcher) visit(rs []*crule) {
 }
 
 func (m *matcher) emit(c *crule, d int64) {
-	if 2*(len(m.out)+1) > len(m.slot) {
+	if 2*(len(m.out)-m.base+1) > len(m.slot) {
 		m.grow()
 	}
 	mask := uint64(len(m.slot) - 1)
@@ -249,7 +254,8 @@ func (m *matcher) grow() {
 	m.slot = make([]destSlot, 2*len(m.slot))
 	m.gen = 1
 	mask := uint64(len(m.slot) - 1)
-	for pos, o := range m.out {
+	for pos := m.base; pos < len(m.out); pos++ {
+		o := m.out[pos]
 		i := hashID(o.DestinationID) & mask
 		for m.slot[i].gen == m.gen {
 			i = (i + 1) & mask

@@ -116,6 +116,14 @@ func TestMatchEachDestinationOnce(t *testing.T) {
 	if n := sorted(newNaive(rs).Match(bodhiMsg)); !reflect.DeepEqual(n, want) {
 		t.Fatalf("naive got %v, want %v", n, want)
 	}
+	// Appending to a buffer that already holds matches (of another message)
+	// keeps them and dedupes only this message's destinations.
+	prev := []Match{{1, 9, 1}, {1, 9, 2}}
+	md := bodhiMsg
+	got = NewSet(rs).AppendMatches(prev, &md)
+	if len(got) != 6 || !reflect.DeepEqual(got[:2], prev) || !reflect.DeepEqual(sorted(got[2:]), want) {
+		t.Fatalf("AppendMatches gave %v", got)
+	}
 }
 
 // TestMatchManyDestinations grows the matcher's destination set past its
