@@ -1,0 +1,159 @@
+package store_test
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"fmn/rules"
+	"fmn/rules/meta"
+	"fmn/store"
+	"fmn/store/storetest"
+)
+
+// TestLiveFollowsEveryKindOfChange walks a Live through each change the
+// triggers log (a rule saved, disabled, deleted; a destination disabled,
+// confirmed or deleted; the owner renamed) and checks after each that the
+// incrementally updated Set answers as a Set freshly loaded from scratch.
+func TestLiveFollowsEveryKindOfChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.New(t)
+	alice, err := st.EnsureUser(ctx, "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := st.EnsureUser(ctx, "bob", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	da := confirmed(t, st, alice.ID, "a@example.org")
+	db := confirmed(t, st, bob.ID, "b@example.org")
+	db2 := confirmed(t, st, bob.ID, "b2@example.org")
+
+	msgs := []meta.Metadata{
+		{Topic: "org.fedoraproject.prod.bodhi.update.comment", App: "bodhi", Agent: "alice", Usernames: []string{"alice", "bob"}, Packages: []string{"kernel"}},
+		{Topic: "org.fedoraproject.prod.buildsys.build.state.change", App: "koji", Agent: "bob", Usernames: []string{"bob"}, Packages: []string{"python-requests"}},
+		{Topic: "org.fedoraproject.prod.git.receive", App: "dist-git", Agent: "robert", Usernames: []string{"robert"}, Packages: []string{"gcc"}},
+	}
+	live := rules.NewLive(store.RuleSource{})
+	step := func(name string, wantTotal int) {
+		t.Helper()
+		var inc, full *rules.Set
+		err := st.InTx(ctx, func(tx pgx.Tx) error {
+			var err error
+			if inc, err = live.Current(ctx, tx); err != nil {
+				return err
+			}
+			_, rs, err := store.LoadMatchable(ctx, tx)
+			full = rules.NewSet(rs)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		total := 0
+		for _, md := range msgs {
+			a, b := sortMatches(inc.Match(md)), sortMatches(full.Match(md))
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("%s: %s: incremental %v, full load %v", name, md.Topic, a, b)
+			}
+			total += len(a)
+		}
+		if total != wantTotal {
+			t.Fatalf("%s: %d matches over the messages, want %d", name, total, wantTotal)
+		}
+	}
+	step("empty", 0)
+	r1, err := st.SaveRule(ctx, rules.Rule{UserID: bob.ID, Name: "mine", Enabled: true, Track: rules.Track{Mine: true}, Filters: rules.Filters{NotMyActions: true}, Destinations: []int64{db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("rule created", 1) // message 1 (alice acted); message 2 is bob's own action
+	r2, err := st.SaveRule(ctx, rules.Rule{UserID: alice.ID, Name: "pkgs", Enabled: true, Track: rules.Track{Packages: []string{"python-*", "gcc"}}, Destinations: []int64{da}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("second rule", 3)
+	r1.UserID, r1.Destinations = bob.ID, []int64{db, db2}
+	if _, err := st.SaveRule(ctx, r1); err != nil {
+		t.Fatal(err)
+	}
+	step("destination added", 4)
+	if _, err := st.UpdateDestination(ctx, bob.ID, db2, store.DestinationPatch{Enabled: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	step("destination disabled", 3)
+	if _, err := st.Pool.Exec(ctx, `UPDATE users SET name = 'robert' WHERE id = $1`, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	step("owner renamed", 2) // "mine" is now robert's: message 3, which robert did himself, so filtered
+	if _, err := st.Pool.Exec(ctx, `UPDATE users SET name = 'bob' WHERE id = $1`, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	step("owner renamed back", 3)
+	if _, err := st.Pool.Exec(ctx, `UPDATE rules SET enabled = false WHERE id = $1`, r2.ID); err != nil {
+		t.Fatal(err)
+	}
+	step("rule disabled", 1)
+	if _, err := st.Pool.Exec(ctx, `DELETE FROM destinations WHERE id = $1`, db); err != nil {
+		t.Fatal(err)
+	}
+	step("destination deleted", 0)
+	if _, err := st.Pool.Exec(ctx, `UPDATE rules SET enabled = true WHERE id = $1`, r2.ID); err != nil {
+		t.Fatal(err)
+	}
+	step("rule enabled", 2)
+	if err := st.DeleteRule(ctx, alice.ID, r2.ID); err != nil {
+		t.Fatal(err)
+	}
+	step("rule deleted", 0)
+	if live.Loads.Load() != 1 || live.Updates.Load() < 9 {
+		t.Fatalf("%d loads and %d updates: changes should apply incrementally", live.Loads.Load(), live.Updates.Load())
+	}
+
+	// A matcher further behind than the pruned log reloads everything.
+	if _, err := st.SaveRule(ctx, rules.Rule{UserID: alice.ID, Name: "all", Enabled: true, Track: rules.Track{Topics: []string{"*"}}, Destinations: []int64{da}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pool.Exec(ctx, `DELETE FROM rule_changes; UPDATE rules_version SET logged_after = version`); err != nil {
+		t.Fatal(err)
+	}
+	step("log pruned", 3)
+	if live.Loads.Load() != 2 {
+		t.Fatalf("%d loads after the log was pruned, want 2", live.Loads.Load())
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func sortMatches(ms []rules.Match) []rules.Match {
+	ms = slices.Clone(ms)
+	slices.SortFunc(ms, func(a, b rules.Match) int { return int(a.DestinationID - b.DestinationID) })
+	return ms
+}
+
+func confirmed(t *testing.T, st *store.Store, userID int64, addr string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	var d store.Destination
+	err := st.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		d, err = store.CreateDestination(ctx, tx, userID, "email", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := st.NewConfirmCode(ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ConfirmDestination(ctx, userID, d.ID, code); err != nil {
+		t.Fatal(err)
+	}
+	return d.ID
+}
