@@ -1,5 +1,7 @@
 package rules
 
+import "strings"
+
 // Glob is a compiled shell-style pattern: '*' matches any run of characters,
 // dots included, as in FMN; '?' matches one character. Nothing else is
 // special, so topic names never need escaping.
@@ -54,3 +56,29 @@ func (g Glob) Match(s string) bool {
 
 // String returns the source pattern.
 func (g Glob) String() string { return g.pattern }
+
+// Like translates the pattern into an SQL LIKE pattern with backslash as
+// the escape character: '*' becomes '%', '?' becomes '_', and the LIKE
+// metacharacters of the pattern are escaped. (LIKE's '_' matches one
+// character where '?' matches one byte: the two differ only on non-ASCII
+// text, which topics, user names and package names do not hold.)
+func (g Glob) Like() string {
+	var b strings.Builder
+	for i := 0; i < len(g.pattern); i++ {
+		switch c := g.pattern[i]; c {
+		case '*':
+			b.WriteByte('%')
+		case '?':
+			b.WriteByte('_')
+		case '%', '_', '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// IsLiteral reports whether the pattern has no wildcard.
+func (g Glob) IsLiteral() bool { return g.literal }

@@ -71,6 +71,7 @@ func (s *Server) Handler() http.Handler {
 		r.Post("/destinations/{id}/confirm", s.api(s.confirmDestination))
 		r.Get("/rules", s.api(s.listRules))
 		r.Post("/rules", s.api(s.createRule))
+		r.Post("/rules/preview", s.api(s.previewRule))
 		r.Get("/rules/{id}", s.api(s.getRule))
 		r.Put("/rules/{id}", s.api(s.putRule))
 		r.Delete("/rules/{id}", s.api(s.deleteRule))

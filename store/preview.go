@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"fmn/rules"
+)
+
+// Preview is what a rule would have matched among the stored messages.
+type Preview struct {
+	Count    int64     `json:"count"`
+	Days     int       `json:"days"`
+	Messages []Message `json:"messages"` // the latest, newest first
+}
+
+// previewTimeout bounds one preview: the editor previews as the user types,
+// and a slow answer is worth less than none.
+const previewTimeout = "5s"
+
+// PreviewRule returns the messages received in the last days days that
+// rule r, owned by the user called owner, would have matched (its
+// destinations aside): their count and the latest limit of them.
+//
+// The rule becomes one SQL condition: each tracking entry is an arm of an
+// OR that an index serves (the GIN indexes on usernames and packages for
+// exact names, btree on app and topic, trigram indexes for globs turned
+// into LIKE patterns), so PostgreSQL can combine bitmap scans instead of
+// reading the whole window; the filters are applied to those rows.
+func (s *Store) PreviewRule(ctx context.Context, r rules.Rule, owner string, days, limit int) (Preview, error) {
+	p := Preview{Days: days, Messages: []Message{}}
+	var q sqlArgs
+	where := fmt.Sprintf("m.received_at > now() - make_interval(days => %s) AND (%s)%s",
+		q.add(days), previewTracked(&q, r, owner), previewFilters(&q, r, owner))
+	tx, err := s.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return p, translate(err, "begin preview")
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = '"+previewTimeout+"'"); err != nil {
+		return p, translate(err, "preview")
+	}
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM messages m WHERE `+where, q.args...).Scan(&p.Count); err != nil {
+		return p, translate(err, "count preview")
+	}
+	if p.Count == 0 {
+		return p, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT `+messageCols+` FROM messages m WHERE `+where+
+		` ORDER BY m.id DESC LIMIT `+q.add(limit), q.args...)
+	if err != nil {
+		return p, translate(err, "preview")
+	}
+	p.Messages, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+	return p, translate(err, "preview")
+}
+
+type sqlArgs struct{ args []any }
+
+func (q *sqlArgs) add(v any) string {
+	q.args = append(q.args, v)
+	return fmt.Sprintf("$%d", len(q.args))
+}
+
+// split separates literal names from globs.
+func split(ps []string) (exact []string, globs []rules.Glob) {
+	for _, p := range ps {
+		if g := rules.CompileGlob(p); g.IsLiteral() {
+			exact = append(exact, p)
+		} else {
+			globs = append(globs, g)
+		}
+	}
+	return exact, globs
+}
+
+func previewTracked(q *sqlArgs, r rules.Rule, owner string) string {
+	var arms []string
+	arrayArms := func(col string, ps []string, extra ...string) {
+		exact, globs := split(ps)
+		exact = append(exact, extra...)
+		if len(exact) > 0 {
+			arms = append(arms, fmt.Sprintf("m.%s && %s::text[]", col, q.add(exact)))
+		}
+		for _, g := range globs {
+			// The joined form finds candidates through its trigram index;
+			// the element test then rules out a '%' that spanned two
+			// elements.
+			like := g.Like()
+			arms = append(arms, fmt.Sprintf("(fmn_joined(m.%s) LIKE %s AND EXISTS (SELECT 1 FROM unnest(m.%s) e WHERE e LIKE %s))",
+				col, q.add("%\n"+like+"\n%"), col, q.add(like)))
+		}
+	}
+	var mine []string
+	if r.Track.Mine {
+		mine = append(mine, owner)
+	}
+	arrayArms("usernames", r.Track.Users, mine...)
+	arrayArms("packages", r.Track.Packages)
+	scalarArms := func(col string, ps []string) {
+		exact, globs := split(ps)
+		if len(exact) > 0 {
+			arms = append(arms, fmt.Sprintf("m.%s = ANY(%s::text[])", col, q.add(exact)))
+		}
+		for _, g := range globs {
+			arms = append(arms, fmt.Sprintf("m.%s LIKE %s", col, q.add(g.Like())))
+		}
+	}
+	scalarArms("app", r.Track.Apps)
+	scalarArms("topic", r.Track.Topics)
+	if len(arms) == 0 {
+		return "false"
+	}
+	return strings.Join(arms, " OR ")
+}
+
+func likes(ps []string) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = rules.CompileGlob(p).Like()
+	}
+	return out
+}
+
+func previewFilters(q *sqlArgs, r rules.Rule, owner string) string {
+	var b strings.Builder
+	f := r.Filters
+	if len(f.Apps) > 0 {
+		fmt.Fprintf(&b, " AND m.app LIKE ANY(%s::text[])", q.add(likes(f.Apps)))
+	}
+	if len(f.AppsExclude) > 0 {
+		fmt.Fprintf(&b, " AND NOT (m.app LIKE ANY(%s::text[]))", q.add(likes(f.AppsExclude)))
+	}
+	if len(f.TopicsExclude) > 0 {
+		fmt.Fprintf(&b, " AND NOT (m.topic LIKE ANY(%s::text[]))", q.add(likes(f.TopicsExclude)))
+	}
+	if f.NotMyActions {
+		fmt.Fprintf(&b, " AND m.agent <> %s", q.add(owner))
+	}
+	if min := rules.SeverityRank(f.SeverityAtLeast); min > 0 {
+		fmt.Fprintf(&b, " AND m.severity = ANY(%s::text[])", q.add(rules.Severities()[min:]))
+	}
+	return b.String()
+}
