@@ -93,3 +93,12 @@ func (l *Live) Current(ctx context.Context, tx pgx.Tx) (*Set, error) {
 	l.Loads.Add(1)
 	return next.set, nil
 }
+
+// Peek returns the Set Live holds now, without asking the database; nil
+// before the first load.
+func (l *Live) Peek() *Set {
+	if cur := l.current.Load(); cur != nil {
+		return cur.set
+	}
+	return nil
+}

@@ -2,9 +2,12 @@ package store_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -156,4 +159,45 @@ func confirmed(t *testing.T, st *store.Store, userID int64, addr string) int64 {
 		t.Fatal(err)
 	}
 	return d.ID
+}
+
+// TestFollowRules: with FollowRules running, a saved rule reaches the Live
+// without any message asking for it.
+func TestFollowRules(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	st := storetest.New(t)
+	u, err := st.EnsureUser(ctx, "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := confirmed(t, st, u.ID, "a@example.org")
+	live := rules.NewLive(store.RuleSource{})
+	done := make(chan error)
+	go func() { done <- st.FollowRules(ctx, live, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	waitFor := func(what string, ok func(*rules.Set) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; <-tick.C {
+			if s := live.Peek(); s != nil && ok(s) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("the first load", func(s *rules.Set) bool { return true })
+	if _, err := st.SaveRule(ctx, rules.Rule{UserID: u.ID, Name: "r", Enabled: true, Track: rules.Track{Apps: []string{"bodhi"}}, Destinations: []int64{d}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the new rule", func(s *rules.Set) bool { return s.Len() == 1 })
+	if live.Loads.Load() != 1 {
+		t.Fatalf("%d loads, want 1 and updates after", live.Loads.Load())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -128,8 +128,10 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		sub = &consumer.Subscriber{Endpoints: endpoints, TopicPrefix: cfg.BusTopicPrefix,
 			MaxBytes: cfg.MaxMessageBytes, Metrics: m, Log: log}
 		ch := make(chan consumer.Received, 4096)
-		ing := &consumer.Ingester{Store: st, Rules: rules.NewLive(store.RuleSource{}),
+		live := rules.NewLive(store.RuleSource{})
+		ing := &consumer.Ingester{Store: st, Rules: live,
 			Queue: delivery.Queue{Client: jobs}, Metrics: m, Log: log}
+		bus.Go(func() error { return st.FollowRules(busCtx, live, log) })
 		subDone := make(chan struct{})
 		bus.Go(func() error { defer close(subDone); return sub.Run(busCtx, ch) })
 		// The ingester outlives the subscribers by the time it takes to
