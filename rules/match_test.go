@@ -414,3 +414,35 @@ func TestKeyFor(t *testing.T) {
 		}
 	}
 }
+
+// FuzzIndexEqualsNaive: for any pattern and any value, in any field, the
+// index's choice of key never loses or invents a match.
+func FuzzIndexEqualsNaive(f *testing.F) {
+	f.Add("org.fedoraproject.*.bodhi.*", "org.fedoraproject.prod.bodhi.update", uint8(3))
+	f.Add("*.bodhi.*", "a.bodhi.bodhi.b", uint8(3))
+	f.Add("py?hon-*", "python-x", uint8(1))
+	f.Add("*-devel", "-devel", uint8(1))
+	f.Add("a*b*c", "abc", uint8(0))
+	f.Add("*", "", uint8(2))
+	f.Fuzz(func(t *testing.T, pattern, value string, field uint8) {
+		if pattern == "" || len(pattern) > maxPatternLen {
+			return
+		}
+		r := Rule{ID: 1, UserID: 1, Owner: "o", Enabled: true, Destinations: []int64{1}}
+		md := meta.Metadata{Topic: "t", App: "a"}
+		switch field % 4 {
+		case 0:
+			r.Track.Users, md.Usernames = []string{pattern}, []string{value}
+		case 1:
+			r.Track.Packages, md.Packages = []string{pattern}, []string{value, value + "x"}
+		case 2:
+			r.Track.Apps, md.App = []string{pattern}, value
+		default:
+			r.Track.Topics, md.Topic = []string{pattern}, value
+		}
+		got, want := NewSet([]Rule{r}).Match(md), newNaive([]Rule{r}).Match(md)
+		if len(got) != len(want) {
+			t.Fatalf("pattern %q value %q: index %v, naive %v", pattern, value, got, want)
+		}
+	})
+}
