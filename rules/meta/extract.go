@@ -36,7 +36,7 @@ const maxSummary = 300
 
 // Extract derives Metadata from a decoded fedmsg envelope: topic is the envelope's
 // topic, body is the envelope's "msg" object decoded with encoding/json into any
-// (map[string]any, []any, float64, string, bool, nil), username is the envelope's
+// (map[string]any, []any, float64 or json.Number, string, bool, nil), username is the envelope's
 // optional "username" field ("" if absent).
 //
 // Extract never panics: a message is untrusted input, and a malformed one

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,6 +120,16 @@ func scalar(x any) (string, bool) {
 	switch t := x.(type) {
 	case string:
 		return t, true
+	case json.Number:
+		// The consumer decodes envelopes with UseNumber, to keep numbers
+		// exact for signatures: an integer reads as its digits, as below.
+		if i, err := t.Int64(); err == nil {
+			return strconv.FormatInt(i, 10), true
+		}
+		if f, err := t.Float64(); err == nil {
+			return scalar(f)
+		}
+		return t.String(), true
 	case float64:
 		if t == float64(int64(t)) && t < 1e18 && t > -1e18 {
 			return strconv.FormatInt(int64(t), 10), true
