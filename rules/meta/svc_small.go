@@ -105,6 +105,18 @@ var (
 		Agent:   []string{"agent.username", "agent"},
 		Users:   []string{"agent", "agent.username", "user", "user.username"},
 		Summary: []string{"{agent.username|agent}: fas {@topic.rest} {user.username|user}", "{agent.username|agent}: fas {@topic.rest} {group.name|group}", "{agent.username|agent}: fas {@topic.rest}"},
+	}, Rules: []R{
+		{Topic: "user.create", Summary: []string{"new FAS account: {user.username|user}"}},
+		{Topic: "user.update", Summary: []string{"{agent.username|agent} updated the FAS account {user.username|user}"}},
+		{Topic: "group.member.apply", Summary: []string{"{user.username|user} applied to join the FAS group {group.name|group}"}},
+		{Topic: "group.member.sponsor", Summary: []string{"{agent.username|agent} sponsored {user.username|user} in the FAS group {group.name|group}"}},
+		{Topic: "group.member.approve", Summary: []string{"{agent.username|agent} approved {user.username|user} in the FAS group {group.name|group}"}},
+		{Topic: "group.member.remove", Summary: []string{"{agent.username|agent} removed {user.username|user} from the FAS group {group.name|group}"}},
+		{Topic: "group.create", Summary: []string{"{agent.username|agent} created the FAS group {group.name|group}"}},
+		{Topic: "group.update", Summary: []string{"{agent.username|agent} updated the FAS group {group.name|group}"}},
+		{Topic: "role.update", Summary: []string{
+			"{agent.username|agent} made {user.username|user} {status} in the FAS group {group.name|group}",
+			"{agent.username|agent} changed {user.username|user}'s role in the FAS group {group.name|group}"}},
 	}}
 
 	fedocalService = Service{Name: "fedocal", Base: &R{
