@@ -28,14 +28,18 @@ type Deps struct {
 	// not consume (the web role alone).
 	Endpoints func() []consumer.EndpointStatus
 	BaseURL   string
+	Auth      AuthConfig
 	Log       *slog.Logger
 }
 
 // Server holds the parsed templates and dependencies.
 type Server struct {
 	Deps
-	log   *slog.Logger
-	pages map[string]*template.Template
+	log        *slog.Logger
+	pages      map[string]*template.Template
+	loginLimit *limiter
+	oidc       *oidcClient // nil without FMN_OIDC_ISSUER
+	pushJS     bool        // templates/static/push.js exists: offer browser push
 }
 
 // New parses every page template; a broken template fails here, at start.
@@ -44,7 +48,16 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{Deps: d, log: d.Log, pages: pages}, nil
+	s := &Server{Deps: d, log: d.Log, pages: pages, loginLimit: newLimiter(loginPerClient, 10*time.Minute)}
+	if d.Auth.OIDC() {
+		if d.Auth.OIDCUsernameClaim == "" {
+			s.Auth.OIDCUsernameClaim = "preferred_username"
+		}
+		s.oidc = &oidcClient{cfg: s.Auth, baseURL: d.BaseURL}
+	}
+	_, err = fs.Stat(templates.FS, "static/push.js")
+	s.pushJS = err == nil
+	return s, nil
 }
 
 // Handler returns the router.
@@ -59,8 +72,22 @@ func (s *Server) Handler() http.Handler {
 
 	static, _ := fs.Sub(templates.FS, "static")
 	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
-	r.Get("/", s.page(s.home))
-	r.Get("/confirm/{code}", s.page(s.confirmPage))
+	r.Get("/feed/{token}", s.feed)
+	r.Group(func(r chi.Router) {
+		r.Use(s.withSession)
+		r.Get("/", s.page(s.home))
+		r.Get("/confirm/{code}", s.page(s.confirmPage))
+		r.Get("/login", s.page(s.loginForm))
+		r.Post("/login", s.page(s.requestLogin))
+		r.Get("/login/{token}", s.page(s.useLoginLink))
+		r.Post("/logout", s.page(s.logout))
+		r.Get("/oidc/login", s.page(s.oidcStart))
+		r.Get("/oidc/callback", s.page(s.oidcCallback))
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireUser)
+			s.userPages(r)
+		})
+	})
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.requireToken)
@@ -82,7 +109,9 @@ func (s *Server) Handler() http.Handler {
 			writeJSON(w, http.StatusNotFound, apiError{Error: "Not found."})
 			return
 		}
-		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Title: "Not found", Message: "There is no such page."})
+		s.withSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Not found"), Message: "There is no such page."})
+		})).ServeHTTP(w, r)
 	})
 	return r
 }

@@ -104,6 +104,8 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	jobs, err := delivery.NewClient(st.Pool, delivery.Workers{
 		Email:   &delivery.EmailWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Metrics: m, Log: log},
 		Confirm: &delivery.ConfirmWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
+		Login:   &delivery.LoginWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
+		Test:    &delivery.TestSendWorker{Store: st, Mailer: mailer, Settings: ms, Log: log},
 	}, r.work, log)
 	if err != nil {
 		return err
@@ -150,7 +152,9 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	var srv *http.Server
 	httpErr := make(chan error, 1)
 	if r.web {
-		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, BaseURL: cfg.BaseURL, Log: log}
+		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, BaseURL: cfg.BaseURL, Log: log, Auth: web.AuthConfig{
+			OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,
+			OIDCUsernameClaim: cfg.OIDCUsernameClaim, Admins: cfg.Admins}}
 		if sub != nil {
 			deps.Endpoints = sub.Status
 		}
