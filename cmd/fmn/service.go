@@ -150,7 +150,9 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	var srv *http.Server
 	httpErr := make(chan error, 1)
 	if r.web {
-		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, BaseURL: cfg.BaseURL, Log: log}
+		hub := web.NewHub(st, log)
+		bus.Go(func() error { return hub.Run(busCtx) })
+		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log}
 		if sub != nil {
 			deps.Endpoints = sub.Status
 		}
@@ -159,6 +161,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 			return err
 		}
 		srv = &http.Server{Handler: ws.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		srv.RegisterOnShutdown(ws.Close)
 		go func() { httpErr <- srv.Serve(ln) }()
 		log.Info("web UI listening", "url", "http://"+ln.Addr().String())
 	}
