@@ -33,7 +33,7 @@ func InsertNotifications(ctx context.Context, tx pgx.Tx, messageID int64, ms []r
 	rows, err := tx.Query(ctx, `
 		WITH ins AS (
 			INSERT INTO notifications (message_id, user_id, rule_id, destination_id)
-			SELECT $1, u, r, d FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS t(u, r, d)
+			SELECT $1, u, nullif(r, 0), d FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS t(u, r, d)
 			ON CONFLICT (message_id, destination_id) DO NOTHING
 			RETURNING id, destination_id)
 		SELECT ins.id, ins.destination_id, d.kind FROM ins JOIN destinations d ON d.id = ins.destination_id`,
