@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -27,20 +28,29 @@ type Deps struct {
 	// Endpoints reports the bus endpoints' state; nil when this process does
 	// not consume (the web role alone).
 	Endpoints func() []consumer.EndpointStatus
-	BaseURL   string
-	Auth      AuthConfig
-	Log       *slog.Logger
+	// Hub feeds the live stream; nil disables /api/v1/stream.
+	Hub     *Hub
+	BaseURL string
+	Auth    AuthConfig
+	Log     *slog.Logger
 }
 
 // Server holds the parsed templates and dependencies.
 type Server struct {
 	Deps
-	log        *slog.Logger
-	pages      map[string]*template.Template
-	loginLimit *limiter
-	oidc       *oidcClient // nil without FMN_OIDC_ISSUER
-	pushJS     bool        // templates/static/push.js exists: offer browser push
+	log   *slog.Logger
+	pages map[string]*template.Template
+	// shutdown is closed when the server stops, ending open streams so
+	// that http.Server.Shutdown need not wait for them.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
+	loginLimit   *limiter
+	oidc         *oidcClient // nil without FMN_OIDC_ISSUER
+	pushJS       bool        // templates/static/push.js exists: offer browser push
 }
+
+// Close ends the long-lived responses (event streams).
+func (s *Server) Close() { s.shutdownOnce.Do(func() { close(s.shutdown) }) }
 
 // New parses every page template; a broken template fails here, at start.
 func New(d Deps) (*Server, error) {
@@ -48,7 +58,8 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Deps: d, log: d.Log, pages: pages, loginLimit: newLimiter(loginPerClient, 10*time.Minute)}
+	s := &Server{Deps: d, log: d.Log, pages: pages, loginLimit: newLimiter(loginPerClient, 10*time.Minute),
+		shutdown: make(chan struct{})}
 	if d.Auth.OIDC() {
 		if d.Auth.OIDCUsernameClaim == "" {
 			s.Auth.OIDCUsernameClaim = "preferred_username"
@@ -103,6 +114,7 @@ func (s *Server) Handler() http.Handler {
 		r.Delete("/rules/{id}", s.api(s.deleteRule))
 		r.Get("/notifications", s.api(s.listNotifications))
 		r.Get("/messages", s.api(s.listMessages))
+		r.Get("/stream", s.api(s.stream))
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.URL.Path) >= 4 && r.URL.Path[:4] == "/api" {
