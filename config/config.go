@@ -143,7 +143,7 @@ var known = map[string]bool{
 	"FMN_OIDC_ISSUER": true, "FMN_OIDC_CLIENT_ID": true, "FMN_OIDC_CLIENT_SECRET": true, "FMN_OIDC_USERNAME_CLAIM": true,
 	// Read by the test helpers only; accepted so a developer's shell does not
 	// make the service refuse to start.
-	"FMN_TEST_DATABASE_URL": true,
+	"FMN_TEST_DATABASE_URL": true, "FMN_ARTIFACTS": true,
 }
 
 func parse(vals map[string]string) (Config, error) {
