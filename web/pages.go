@@ -22,12 +22,13 @@ import (
 // can fill the layout's blocks. A page missing here fails the start.
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"ago":    ago,
-		"join":   strings.Join,
-		"policy": policyText,
-		"when":   when,
-		"args":   listFieldArgs,
-		"has":    slices.Contains[[]int64],
+		"ago":      ago,
+		"join":     strings.Join,
+		"policy":   policyText,
+		"policyOf": policyOf,
+		"when":     when,
+		"args":     listFieldArgs,
+		"has":      slices.Contains[[]int64],
 	}
 	names, err := fs.Glob(templates.FS, "*.html")
 	if err != nil {

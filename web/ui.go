@@ -401,9 +401,9 @@ func (s *Server) toggleDestination(w http.ResponseWriter, r *http.Request) error
 	return s.patchDestinationForm(w, r, store.DestinationPatch{Enabled: &on})
 }
 
-// policyForm builds the delivery policy object from the form and lets the
-// delivery package judge it, so the page and the API accept the same
-// policies.
+// policyForm builds the delivery policy object from the form ({"mode",
+// "every", "daily_at", "after"}) and lets the delivery package judge it, so
+// the page and the API accept the same policies.
 func (s *Server) policyForm(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r)
 	if err != nil {
@@ -414,8 +414,8 @@ func (s *Server) policyForm(w http.ResponseWriter, r *http.Request) error {
 		if v := strings.TrimSpace(r.PostFormValue("every")); v != "" {
 			p["every"] = v
 		}
-		if v := strings.TrimSpace(r.PostFormValue("daily")); v != "" {
-			p["daily"] = v
+		if v := strings.TrimSpace(r.PostFormValue("daily_at")); v != "" {
+			p["daily_at"] = v
 		}
 		if v := strings.TrimSpace(r.PostFormValue("after")); v != "" {
 			n, err := strconv.Atoi(v)
@@ -478,6 +478,20 @@ func (s *Server) testSendForm(w http.ResponseWriter, r *http.Request) error {
 	return s.redirect(w, r, "/destinations?done=test")
 }
 
+// policyFields are a stored policy's values, to fill the policy form.
+type policyFields struct {
+	Mode    string `json:"mode"`
+	Every   string `json:"every"`
+	DailyAt string `json:"daily_at"`
+	After   int    `json:"after"`
+}
+
+func policyOf(raw json.RawMessage) policyFields {
+	var p policyFields
+	_ = json.Unmarshal(raw, &p) // a shape this page does not know shows as empty fields
+	return p
+}
+
 // policyText says a delivery policy in words.
 func policyText(raw json.RawMessage) string {
 	var p map[string]any
@@ -492,7 +506,7 @@ func policyText(raw json.RawMessage) string {
 	if v, ok := p["every"]; ok {
 		parts = append(parts, fmt.Sprintf("every %v", v))
 	}
-	if v, ok := p["daily"]; ok {
+	if v, ok := p["daily_at"]; ok {
 		parts = append(parts, fmt.Sprintf("daily at %v", v))
 	}
 	if v, ok := p["after"]; ok {

@@ -400,9 +400,10 @@ func TestOtherUsersObjectsAreNotFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.st.CreateToken(context.Background(), 1, "alice"); err != nil {
+		t.Fatal(err)
+	}
 	aliceTokens, _ := s.st.ListTokens(context.Background(), 1)
-	_, _ = s.st.CreateToken(context.Background(), 1, "alice")
-	aliceTokens, _ = s.st.ListTokens(context.Background(), 1)
 
 	pages := []struct{ method, path string }{
 		{"GET", fmt.Sprintf("/rules/%d", ruleID)},
@@ -564,5 +565,98 @@ func TestRuleEditorAndSettings(t *testing.T) {
 	if resp := s.get(c, "/settings"); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("deleted user still signed in: %d", resp.StatusCode)
 	}
-	_ = time.Second
+}
+
+func TestDestinationsPage(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, AuthConfig{}, "")
+	c := s.signIn("dee@example.org")
+	if b := body(t, s.get(c, "/destinations")); !strings.Contains(b, "No destinations yet") {
+		t.Fatalf("empty destinations page:\n%s", b)
+	}
+	resp := s.postForm(c, "/destinations", url.Values{"kind": {"email"}, "address": {"dee@example.org\r\nBcc: x@example.org"}})
+	if b := body(t, resp); resp.StatusCode != 400 || !strings.Contains(b, `id="address-error"`) {
+		t.Fatalf("header injection address: %d\n%s", resp.StatusCode, b)
+	}
+	resp = s.postForm(c, "/destinations", url.Values{"kind": {"email"}, "address": {"dee@example.org"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/destinations?done=added" {
+		t.Fatalf("add: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := s.postForm(c, "/destinations", url.Values{"kind": {"email"}, "address": {"dee@example.org"}}); resp.StatusCode != 400 {
+		t.Fatalf("adding twice: %d", resp.StatusCode)
+	}
+	ds, _ := s.st.ListDestinations(context.Background(), 1)
+	if len(ds) != 1 || ds[0].Confirmed {
+		t.Fatalf("destinations: %+v", ds)
+	}
+	id := ds[0].ID
+	var confirmJobs int
+	s.st.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'email_confirm'`).Scan(&confirmJobs)
+	if confirmJobs != 1 {
+		t.Fatalf("%d confirmation jobs, want 1", confirmJobs)
+	}
+	// Nothing is sent to an unconfirmed destination, not even a test.
+	resp = s.postForm(c, fmt.Sprintf("/destinations/%d/test", id), nil)
+	if b := body(t, resp); resp.StatusCode != 400 || !strings.Contains(b, "Confirm this destination first") {
+		t.Fatalf("test to unconfirmed: %d", resp.StatusCode)
+	}
+	code, err := s.st.NewConfirmCode(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := body(t, s.get(c, "/confirm/"+code)); !strings.Contains(b, "Destination confirmed") {
+		t.Fatalf("confirm page:\n%s", b)
+	}
+	if resp := s.postForm(c, fmt.Sprintf("/destinations/%d/test", id), nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("test send: %d", resp.StatusCode)
+	}
+	var testJobs int
+	s.st.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'test_send'`).Scan(&testJobs)
+	if testJobs != 1 {
+		t.Fatalf("%d test jobs, want 1", testJobs)
+	}
+	// Mute for a day, then unmute.
+	s.postForm(c, fmt.Sprintf("/destinations/%d/mute", id), url.Values{"for": {"24h"}})
+	d, _ := s.st.GetDestination(context.Background(), 1, id)
+	if d.MutedUntil == nil || time.Until(*d.MutedUntil) < 23*time.Hour {
+		t.Fatalf("muted until %v", d.MutedUntil)
+	}
+	if b := body(t, s.get(c, "/destinations")); !strings.Contains(b, "muted until") {
+		t.Fatal("the page does not say the destination is muted")
+	}
+	if resp := s.postForm(c, fmt.Sprintf("/destinations/%d/mute", id), url.Values{"for": {"forever"}}); resp.StatusCode != 400 {
+		t.Fatalf("mute for a bad duration: %d", resp.StatusCode)
+	}
+	s.postForm(c, fmt.Sprintf("/destinations/%d/mute", id), url.Values{"for": {""}})
+	if d, _ := s.st.GetDestination(context.Background(), 1, id); d.MutedUntil != nil {
+		t.Fatalf("still muted until %v", d.MutedUntil)
+	}
+	// Delivery policy: the delivery package judges; an error shows beside
+	// the form and changes nothing.
+	if resp := s.postForm(c, fmt.Sprintf("/destinations/%d/policy", id), url.Values{"mode": {"immediate"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("immediate policy: %d", resp.StatusCode)
+	}
+	resp = s.postForm(c, fmt.Sprintf("/destinations/%d/policy", id), url.Values{"mode": {"sometimes"}})
+	if b := body(t, resp); resp.StatusCode != 400 || !strings.Contains(b, `role="alert"`) {
+		t.Fatalf("bad policy: %d\n%s", resp.StatusCode, b)
+	}
+	if d, _ := s.st.GetDestination(context.Background(), 1, id); policyText(d.Delivery) != "at once" {
+		t.Fatalf("policy after a refused change: %s", d.Delivery)
+	}
+	// Off and on.
+	s.postForm(c, fmt.Sprintf("/destinations/%d/enabled", id), url.Values{"enabled": {"false"}})
+	if d, _ := s.st.GetDestination(context.Background(), 1, id); d.Enabled {
+		t.Fatal("turning a destination off did not")
+	}
+	// The API takes the session cookie (the pages' scripts use it).
+	var me struct{ Name string }
+	resp = s.get(c, "/api/v1/me")
+	json.NewDecoder(resp.Body).Decode(&me)
+	resp.Body.Close()
+	if me.Name != "dee" {
+		t.Fatalf("GET /api/v1/me with the session cookie: %d %+v", resp.StatusCode, me)
+	}
+	if resp := s.get(s.browser(), "/api/v1/me"); resp.StatusCode != 401 {
+		t.Fatalf("GET /api/v1/me without credentials: %d", resp.StatusCode)
+	}
 }

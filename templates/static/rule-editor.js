@@ -85,12 +85,12 @@
     li.appendChild(s);
     return li;
   }
-  var timer = null, seq = 0;
+  var timer = null, seq = 0, available = false;
   function run() {
     var b = body();
     var my = ++seq;
     if (!Object.keys(b.track).length) {
-      box.hidden = false;
+      box.hidden = !available;
       count.textContent = "Pick something to track to see what this rule would match.";
       list.textContent = "";
       return;
@@ -102,7 +102,8 @@
       body: JSON.stringify(b)
     }).then(function (resp) {
       if (my !== seq) { return; }
-      if (resp.status === 404 || resp.status === 405) { box.hidden = true; return; }
+      if (resp.status === 404 || resp.status === 405) { available = false; box.hidden = true; return; }
+      available = true;
       return resp.json().then(function (data) {
         if (my !== seq) { return; }
         box.hidden = false;
