@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,6 +128,30 @@ func TestBrowser(t *testing.T) {
 
 	ctx := newBrowser(t)
 	dir := artifacts(t)
+	// Every console error or uncaught exception is a failure (a CSP
+	// violation shows up here too), except the preview's probe while that
+	// endpoint is missing.
+	var consoleMu sync.Mutex
+	var consoleErrs []string
+	go func() {
+		for m, err := range chromedp.Console(ctx) {
+			if err != nil {
+				return
+			}
+			if (m.Type == "error" || m.IsException()) && !strings.Contains(m.URL+" "+m.String(), "/api/v1/rules/preview") {
+				consoleMu.Lock()
+				consoleErrs = append(consoleErrs, m.String())
+				consoleMu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		consoleMu.Lock()
+		defer consoleMu.Unlock()
+		if len(consoleErrs) > 0 {
+			t.Errorf("browser console errors:\n%s", strings.Join(consoleErrs, "\n"))
+		}
+	})
 	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -196,6 +221,11 @@ func TestBrowser(t *testing.T) {
 	step("confirm", chromedp.Navigate(confirm), h1Is("Destination confirmed"))
 	step("confirmed", chromedp.Navigate(s.base+"/destinations"), chromedp.WaitVisible(chromedp.CSS(".badge.confirmed")))
 	shot("07-destination-confirmed")
+	step("test message", chromedp.Click(chromedp.CSS(`#destinations details summary`)),
+		chromedp.Click(chromedp.CSS(`form[action$="/test"] button`)), waitJS("the notice", `(document.querySelector(".notice")||{}).textContent.includes("test message is on its way")`))
+	if ms := mailSrv.WaitFor(t, 3, 30*time.Second); !strings.Contains(string(ms[2].Data), "Subject: fmn test message") {
+		t.Fatalf("third mail is not the test message:\n%s", ms[2].Data)
+	}
 
 	// Write a rule with the editor.
 	step("rules", chromedp.Click(chromedp.CSS(`nav a[href="/rules"]`)), chromedp.WaitVisible(chromedp.ID("preset-mine")))
