@@ -71,6 +71,11 @@ func (s *Store) DeleteSession(ctx context.Context, token string) error {
 // ErrRateLimited when the address asked more than max times in the window,
 // so nobody can make fmn mail-bomb an address.
 func RequestLoginLink(ctx context.Context, tx pgx.Tx, email string, max int, window time.Duration) (int64, error) {
+	// Old requests matter to nobody once past the window and their link's
+	// life: sweep them here so the table stays small.
+	if _, err := tx.Exec(ctx, `DELETE FROM login_links WHERE created_at < now() - interval '1 day'`); err != nil {
+		return 0, translate(err, "sweep sign-in requests")
+	}
 	var recent int
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM login_links WHERE lower(email) = lower($1) AND created_at > now() - $2::interval`,
 		email, window.String()).Scan(&recent); err != nil {
@@ -142,6 +147,11 @@ func NameFromEmail(email string) string {
 // userForEmail finds the oldest user with this address, or creates one
 // named after it, made unique with a number ("jane", "jane2", …).
 func userForEmail(ctx context.Context, tx pgx.Tx, email string) (User, error) {
+	// Two first sign-ins of one address at once must make one user, not
+	// two: serialise them on the address.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('fmn-login:' || lower($1)))`, email); err != nil {
+		return User{}, translate(err, "lock address")
+	}
 	var u User
 	err := tx.QueryRow(ctx, `SELECT id, name, coalesce(email, ''), timezone FROM users
 		WHERE lower(email) = lower($1) ORDER BY id LIMIT 1`, email).Scan(&u.ID, &u.Name, &u.Email, &u.Timezone)
