@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/oauth2-proxy/mockoidc"
 
 	"fmn/consumer"
 	"fmn/delivery/smtptest"
@@ -312,4 +313,50 @@ func TestBrowser(t *testing.T) {
 	step("sign out", chromedp.Click(chromedp.ID("sign-out")), chromedp.WaitVisible(chromedp.CSS(".hero")))
 	shot("16-signed-out")
 	step("signed out", chromedp.Navigate(s.base+"/settings"), h1Is("Sign in"))
+}
+
+// TestBrowserOIDC signs in through an OpenID provider started in the test
+// (mockoidc: discovery, JWKS, authorize and token endpoints, RS256 ID
+// tokens), with the real binary and a real browser following the redirects.
+func TestBrowserOIDC(t *testing.T) {
+	t.Parallel()
+	op, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { op.Shutdown() })
+	cfg := op.Config()
+	s := startService(t, "FMN_OIDC_ISSUER="+cfg.Issuer, "FMN_OIDC_CLIENT_ID="+cfg.ClientID,
+		"FMN_OIDC_CLIENT_SECRET="+cfg.ClientSecret, "FMN_OIDC_USERNAME_CLAIM=preferred_username")
+	op.QueueUser(&mockoidc.MockUser{Subject: "42", PreferredUsername: "packager", Email: "packager@example.org", EmailVerified: true})
+
+	ctx := newBrowser(t)
+	dir := artifacts(t)
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	err = chromedp.Do(sctx,
+		chromedp.Navigate(s.base+"/rules"), // sent to sign in, then back here
+		chromedp.WaitVisible(chromedp.ID("oidc-login")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		os.WriteFile(filepath.Join(dir, "01-login-oidc.png"), png, 0o644)
+	}
+	err = chromedp.Do(sctx,
+		chromedp.Click(chromedp.ID("oidc-login")),
+		chromedp.WaitVisible(chromedp.ID("sign-out")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	who, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("sign-out")))
+	if loc != s.base+"/rules" || who != "Sign out packager" {
+		t.Fatalf("after the provider: at %s, %q", loc, who)
+	}
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		os.WriteFile(filepath.Join(dir, "02-signed-in.png"), png, 0o644)
+	}
 }
