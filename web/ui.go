@@ -126,10 +126,14 @@ func describeTrack(r rules.Rule) string {
 	if r.Filters.NotMyActions {
 		not = append(not, "my own actions")
 	}
-	not = append(not, r.Filters.AppsExclude...)
-	not = append(not, r.Filters.TopicsExclude...)
+	if len(r.Filters.AppsExclude) > 0 {
+		not = append(not, "apps "+strings.Join(r.Filters.AppsExclude, ", "))
+	}
+	if len(r.Filters.TopicsExclude) > 0 {
+		not = append(not, "topics "+strings.Join(r.Filters.TopicsExclude, ", "))
+	}
 	if len(not) > 0 {
-		out += " — except " + strings.Join(not, ", ")
+		out += " — except " + strings.Join(not, "; ")
 	}
 	return out
 }
