@@ -115,22 +115,35 @@ type errorPage struct {
 	Message string
 }
 
+// historyPage is how many notifications the history shows at a time.
+const historyPage = 100
+
 type homePage struct {
 	Page
 	Messages      []store.Message
 	Total         int64
 	Notifications []store.Notification
+	Before        int64 // set when there are older notifications
+	Older         bool  // this page is not the newest
 }
 
 // home shows a signed-in user their notification history (kept live by
 // live.js), and a visitor the newest messages on the bus.
 func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
 	if signedIn(r) {
-		ns, err := s.Store.ListNotifications(r.Context(), userFrom(r.Context()).ID, 100, 0)
+		_, before, err := paging(r, historyPage, historyPage)
 		if err != nil {
 			return err
 		}
-		s.renderStatus(w, http.StatusOK, "home.html", homePage{Page: s.base(r, "Your notifications"), Notifications: ns})
+		ns, err := s.Store.ListNotifications(r.Context(), userFrom(r.Context()).ID, historyPage, before)
+		if err != nil {
+			return err
+		}
+		data := homePage{Page: s.base(r, "Your notifications"), Notifications: ns, Older: before != 0}
+		if len(ns) == historyPage {
+			data.Before = ns[len(ns)-1].ID
+		}
+		s.renderStatus(w, http.StatusOK, "home.html", data)
 		return nil
 	}
 	ms, err := s.Store.RecentMessages(r.Context(), 50, 0)
