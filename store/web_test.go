@@ -8,13 +8,13 @@ import (
 func TestNameFromEmail(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"Jane.Doe+fmn@example.org": "jane.doe",
-		"bob@example.org":          "bob",
-		"_under@example.org":       "under",
-		"élodie@example.org":       "lodie",
-		"ü@example.org":            "user",
-		"+tag@example.org":         "user",
-		"o'brien@example.org":      "obrien",
+		"Jane.Doe+fmn@example.org":               "jane.doe",
+		"bob@example.org":                        "bob",
+		"_under@example.org":                     "under",
+		"élodie@example.org":                     "lodie",
+		"ü@example.org":                          "user",
+		"+tag@example.org":                       "user",
+		"o'brien@example.org":                    "obrien",
 		strings.Repeat("x", 80) + "@example.org": strings.Repeat("x", 56),
 	} {
 		if got := NameFromEmail(in); got != want {
