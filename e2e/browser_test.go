@@ -60,18 +60,19 @@ func newBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
-// artifacts is where screenshots go: $FMN_ARTIFACTS, or a folder kept in
-// the temporary directory (its path is logged).
+// artifacts is where screenshots go: $FMN_ARTIFACTS, else fmn-artifacts in
+// the temporary directory (one fixed folder, replaced on each run, so runs
+// do not pile up). The path is logged.
 func artifacts(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("FMN_ARTIFACTS")
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "fmn-browser-"); err != nil {
-			t.Fatal(err)
-		}
+	root := os.Getenv("FMN_ARTIFACTS")
+	if root == "" {
+		root = filepath.Join(os.TempDir(), "fmn-artifacts")
 	}
-	dir = filepath.Join(dir, t.Name())
+	dir := filepath.Join(root, t.Name())
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
