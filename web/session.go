@@ -95,15 +95,16 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 func signedIn(r *http.Request) bool { return userFrom(r.Context()).ID != 0 }
 
 // requireUser sends visitors to the sign-in page, remembering where they
-// were going.
+// were going when that was a page (a form posted after the session ended
+// cannot be replayed; the user signs in and does it again).
 func (s *Server) requireUser(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !signedIn(r) {
+			to := "/login"
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
-				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-				return
+				to += "?next=" + url.QueryEscape(r.URL.RequestURI())
 			}
-			s.page(func(http.ResponseWriter, *http.Request) error { return apperr.ErrUnauthorized })(w, r)
+			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
 		next.ServeHTTP(w, r)

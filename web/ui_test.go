@@ -130,6 +130,11 @@ func TestEmailSignIn(t *testing.T) {
 		t.Fatalf("visitor on /rules: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 
+	resp = s.postForm(c, "/rules/1/delete", nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+		t.Fatalf("visitor posting a form: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
 	// A malformed address is refused beside the field, and nothing queued.
 	resp = s.postForm(c, "/login", url.Values{"email": {"not an address"}})
 	if b := body(t, resp); resp.StatusCode != 400 || !strings.Contains(b, `id="email-error"`) {
