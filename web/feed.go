@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -82,7 +83,9 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 			if e.Author.Name == "" {
 				e.Author.Name = m.App
 			}
-			if m.Link != "" {
+			// Only web links: a javascript: or data: link from the bus must
+			// not reach a feed reader that trusts its feeds.
+			if l := strings.ToLower(m.Link); strings.HasPrefix(l, "https://") || strings.HasPrefix(l, "http://") {
 				e.Links = []atomLink{{Href: m.Link, Rel: "alternate"}}
 			}
 			f.Entries = append(f.Entries, e)

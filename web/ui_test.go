@@ -333,7 +333,7 @@ func TestMarkupIsEscaped(t *testing.T) {
 		t.Fatalf("feed: %v %v", err, resp)
 	}
 	feed := body(t, resp)
-	if !strings.Contains(feed, "fix: &lt;script&gt;alert(1)&lt;/script&gt;") || strings.Contains(feed, "<script>") {
+	if !strings.Contains(feed, "fix: &lt;script&gt;alert(1)&lt;/script&gt;") || strings.Contains(feed, "<script>") || strings.Contains(feed, "javascript:") {
 		t.Fatalf("feed does not escape:\n%s", feed)
 	}
 	if resp, _ := http.Get(s.srv.URL + "/feed/not-a-real-feed-token-at-all"); resp.StatusCode != 404 {
