@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,8 +47,9 @@ func loadMigrations() ([]migration, error) {
 		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	// Numbers are handed out per feature and may land out of order, so a gap
-	// is allowed; a number used twice is not.
+	// Numbers are handed out per piece of work, so a branch may carry 0006
+	// before 0002 exists: versions need only be unique. Each is applied once,
+	// by its number, whatever order the files arrived in.
 	for i := 1; i < len(out); i++ {
 		if out[i].version == out[i-1].version {
 			return nil, fmt.Errorf("migrations %s and %s share a number", out[i-1].name, out[i].name)
@@ -78,19 +80,21 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 		version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	var applied []int
 	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
-	if err == nil {
-		applied, err = pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
 	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
 	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	done := map[int]bool{}
 	for _, v := range applied {
 		done[v] = true
-		if known := ms[len(ms)-1].version; v > known {
-			return fmt.Errorf("database schema is at version %d, newer than this fmn knows (%d): upgrade fmn", v, known)
+	}
+	for v := range done {
+		if !slices.ContainsFunc(ms, func(m migration) bool { return m.version == v }) {
+			return fmt.Errorf("database schema has migration %d, which this fmn does not know: upgrade fmn", v)
 		}
 	}
 	for _, m := range ms {
