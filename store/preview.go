@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"fmn/apperr"
 	"fmn/rules"
 )
 
@@ -44,6 +47,10 @@ func (s *Store) PreviewRule(ctx context.Context, r rules.Rule, owner string, day
 		return p, translate(err, "preview")
 	}
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM messages m WHERE `+where, q.args...).Scan(&p.Count); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "57014" { // query_canceled: the timeout
+			return p, apperr.Invalid("track", "this rule matches too much to preview quickly; narrow it down or preview fewer days")
+		}
 		return p, translate(err, "count preview")
 	}
 	if p.Count == 0 {
