@@ -61,6 +61,8 @@ func (s *Server) Handler() http.Handler {
 	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
 	r.Get("/", s.page(s.home))
 	r.Get("/confirm/{code}", s.page(s.confirmPage))
+	r.Get("/unsubscribe/{token}", s.page(s.unsubscribeGet))
+	r.Post("/unsubscribe/{token}", s.page(s.unsubscribePost))
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.requireToken)

@@ -34,6 +34,8 @@ type Server struct {
 	mu     sync.Mutex
 	msgs   []Message
 	fail   *smtp.SMTPError
+	times  int // failures left when FailTimes set them; 0 = until FailWith(0)
+	conns  int
 	notify chan struct{}
 	srv    *smtp.Server
 }
@@ -72,6 +74,22 @@ func (s *Server) FailWith(code int, msg string) {
 	s.fail = &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: msg}
 }
 
+// FailTimes makes the next n DATA commands fail with code, then accepts
+// again.
+func (s *Server) FailTimes(n, code int, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: msg}
+	s.times = n
+}
+
+// Connections returns how many SMTP sessions were opened so far.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
 // Messages returns a copy of what was accepted so far.
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
@@ -98,7 +116,12 @@ func (s *Server) WaitFor(t testing.TB, n int, timeout time.Duration) []Message {
 
 type backend struct{ s *Server }
 
-func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{s: b.s}, nil }
+func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) {
+	b.s.mu.Lock()
+	b.s.conns++
+	b.s.mu.Unlock()
+	return &session{s: b.s}, nil
+}
 
 type session struct {
 	s    *Server
@@ -122,6 +145,11 @@ func (x *session) Data(r io.Reader) error {
 	}
 	x.s.mu.Lock()
 	if f := x.s.fail; f != nil {
+		if x.s.times > 0 {
+			if x.s.times--; x.s.times == 0 {
+				x.s.fail = nil
+			}
+		}
 		x.s.mu.Unlock()
 		return f
 	}
