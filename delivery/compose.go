@@ -149,7 +149,7 @@ func (s *Sender) NotificationMsg(env Envelope, n store.Notification) (*mail.Msg,
 		app = "fmn"
 	}
 	m, err := s.newMsg(env, fmt.Sprintf("[%s] %s", OneLine(app, 50), data.Summary),
-		fmt.Sprintf("<fmn.%d.%d@%s>", n.ID, n.DestinationID, domain))
+		fmt.Sprintf("fmn.%d.%d@%s", n.ID, n.DestinationID, domain))
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +266,7 @@ func (s *Sender) DigestMsg(env Envelope, dg store.Digest, loc *time.Location) (*
 		noun = "notification"
 	}
 	m, err := s.newMsg(env, fmt.Sprintf("[fmn] %d %s: %s", data.Count, noun, strings.Join(names, ", ")),
-		fmt.Sprintf("<fmn.digest.%d.%d@%s>", dg.ID, dg.DestinationID, mailDomain(s.Settings.From)))
+		fmt.Sprintf("fmn.digest.%d.%d@%s", dg.ID, dg.DestinationID, mailDomain(s.Settings.From)))
 	if err != nil {
 		return nil, err
 	}

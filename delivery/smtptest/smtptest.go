@@ -72,6 +72,7 @@ func (s *Server) FailWith(code int, msg string) {
 		return
 	}
 	s.fail = &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: msg}
+	s.times = 0
 }
 
 // FailTimes makes the next n DATA commands fail with code, then accepts
