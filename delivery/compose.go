@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
@@ -41,6 +40,7 @@ type digestMail struct {
 	More        int // items left out of the mail, shown in the history
 	HistoryURL  string
 	Rules       string
+	RuleCount   int
 	RulesURL    string
 	SettingsURL string
 	Unsubscribe string
@@ -65,9 +65,13 @@ type digestItem struct {
 	When    string
 }
 
-// digestShown caps the items listed in one digest mail: past it a digest
-// stops being read, and the rest is one click away in the history.
-const digestShown = 50
+// digestShown caps the items considered in one digest mail, thingShown the
+// lines shown per thing (the count says how many there were): past that a
+// digest stops being read, and the rest is one click away in the history.
+const (
+	digestShown = 50
+	thingShown  = 5
+)
 
 // summaryOf is a message's one-line summary, falling back on its topic.
 func summaryOf(m store.Message) string {
@@ -127,15 +131,19 @@ func (s *Sender) newMsg(env Envelope, subject, messageID string) (*mail.Msg, err
 	return m, nil
 }
 
-// NotificationMsg builds the mail for one notification.
-func (s *Sender) NotificationMsg(env Envelope, n store.Notification) (*mail.Msg, error) {
-	domain := mailDomain(s.Settings.From)
-	data := notificationMail{
+func (s *Sender) notificationData(env Envelope, n store.Notification) notificationMail {
+	return notificationMail{
 		Message: n.Message, Summary: summaryOf(n.Message), RuleName: OneLine(n.RuleName, 100),
 		BaseURL: s.Settings.BaseURL, RulesURL: s.Settings.BaseURL + "/rules",
 		SettingsURL: s.Settings.BaseURL + "/destinations", Unsubscribe: env.Unsubscribe,
 		PackagesLine: OneLine(strings.Join(n.Message.Packages, ", "), 300),
 	}
+}
+
+// NotificationMsg builds the mail for one notification.
+func (s *Sender) NotificationMsg(env Envelope, n store.Notification) (*mail.Msg, error) {
+	domain := mailDomain(s.Settings.From)
+	data := s.notificationData(env, n)
 	text, err := s.Render.Text("notification", data)
 	if err != nil {
 		return nil, fmt.Errorf("render notification text: %w", err)
@@ -178,8 +186,8 @@ func (s *Sender) NotificationMsg(env Envelope, n store.Notification) (*mail.Msg,
 }
 
 // digestData groups a digest's items (newest first) by app and then by
-// thing, the busiest app first, each list newest first, and cuts it at
-// digestShown items.
+// thing, every list newest first (an app or thing sits where its newest
+// item does), and cuts it at digestShown items.
 func (s *Sender) digestData(env Envelope, items []store.Notification, loc *time.Location) digestMail {
 	d := digestMail{
 		Count: len(items), HistoryURL: s.Settings.BaseURL + "/notifications",
@@ -226,6 +234,9 @@ func (s *Sender) digestData(env Envelope, items []store.Notification, loc *time.
 			a.keys = append(a.keys, key)
 		}
 		t.Count++
+		if len(t.Items) >= thingShown {
+			continue
+		}
 		when := n.Message.ReceivedAt
 		if n.Message.SentAt != nil {
 			when = *n.Message.SentAt
@@ -233,7 +244,6 @@ func (s *Sender) digestData(env Envelope, items []store.Notification, loc *time.
 		t.Items = append(t.Items, digestItem{Summary: summaryOf(n.Message), Agent: OneLine(n.Message.Agent, 64),
 			When: when.In(loc).Format("Jan 2 15:04")})
 	}
-	sort.SliceStable(appOrder, func(i, j int) bool { return apps[appOrder[i]].count > apps[appOrder[j]].count })
 	for _, name := range appOrder {
 		a := apps[name]
 		g := digestApp{App: name, Count: a.count}
@@ -242,7 +252,7 @@ func (s *Sender) digestData(env Envelope, items []store.Notification, loc *time.
 		}
 		d.Groups = append(d.Groups, g)
 	}
-	d.Rules = strings.Join(ruleNames, ", ")
+	d.Rules, d.RuleCount = strings.Join(ruleNames, ", "), len(ruleNames)
 	return d
 }
 
