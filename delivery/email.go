@@ -205,6 +205,12 @@ func (s *Sender) sendFailed(ctx context.Context, job *rivertype.JobRow, d store.
 		s.Log.Warn("permanent SMTP failure; destination marked failing", "destination_id", d.ID, "err", err)
 		return river.JobCancel(err)
 	}
+	if IsAmbiguous(err) {
+		// The server may have the mail: better possibly missing than
+		// surely doubled. Recorded as unknown, not retried.
+		_ = record("unknown", "the connection failed while the SMTP server was answering the sent message; it may have arrived, and is not sent again: "+reason)
+		return river.JobCancel(err)
+	}
 	status := "failed"
 	if job != nil && job.Attempt >= job.MaxAttempts {
 		status = "dead"

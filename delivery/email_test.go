@@ -337,3 +337,24 @@ func testMsg(i int) *gomail.Msg {
 	m.SetBodyString(gomail.TypeTextPlain, strings.Repeat("x", i%7+1))
 	return m
 }
+
+// TestLostAnswerNotRetried: the server kept the mail but the connection
+// broke before its answer. fmn cannot know; it records 'unknown' and does
+// not send a second copy.
+func TestLostAnswerNotRetried(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.smtp.DropReplies(1)
+	q := f.startRiver(&EmailWorker{Sender: f.sender})
+	id := f.notify(q, bodhiMeta(1))
+	reason, attempts := f.waitStatus(id, "unknown")
+	if attempts != 1 || !strings.Contains(reason, "may have arrived") {
+		t.Errorf("attempts %d, reason %q", attempts, reason)
+	}
+	// The next notification goes out normally on a fresh connection.
+	id2 := f.notify(q, bodhiMeta(2))
+	f.waitStatus(id2, "sent")
+	if n := len(f.smtp.Messages()); n != 2 {
+		t.Errorf("server got %d mails, want 2 (one each)", n)
+	}
+}

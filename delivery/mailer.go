@@ -188,6 +188,15 @@ func (f FolderMailer) Send(ctx context.Context, m *mail.Msg) error {
 	return nil
 }
 
+// IsAmbiguous reports whether a failed send may nevertheless have been
+// accepted: the whole message was written and the connection failed while
+// waiting for the server's final answer (no SMTP code came back). Retrying
+// could deliver a second copy, so such a send is not retried.
+func IsAmbiguous(err error) bool {
+	var se *mail.SendError
+	return errors.As(err, &se) && se.Reason == mail.ErrSMTPDataClose && se.ErrorCode() == 0
+}
+
 // IsPermanent reports whether an SMTP failure will not go away by retrying:
 // a 5xx answer from the server. Everything else (4xx answers, a refused or
 // lost connection, a timeout) is temporary. go-mail's own IsTemp is not

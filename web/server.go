@@ -51,7 +51,9 @@ func New(d Deps) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RealIP, s.logRequests, middleware.Recoverer, securityHeaders)
-	r.Use(http.NewCrossOriginProtection().Handler)
+	cop := http.NewCrossOriginProtection()
+	cop.AddInsecureBypassPattern("POST /unsubscribe/{token}") // signed token, RFC 8058 POSTs from mail providers
+	r.Use(cop.Handler)
 
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	r.Get("/readyz", s.readyz)

@@ -152,7 +152,13 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		t.Fatal("a forged token changed a destination")
 	}
 
-	resp, err = http.PostForm(h.srv.URL+"/unsubscribe/"+tok, url.Values{"List-Unsubscribe": {"One-Click"}})
+	// As a mail provider posts it: form body, no cookie, maybe an Origin
+	// of its own (the signed token, not the origin, is the authority).
+	req, _ := http.NewRequest("POST", h.srv.URL+"/unsubscribe/"+tok, strings.NewReader("List-Unsubscribe=One-Click"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://mail.provider.example")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

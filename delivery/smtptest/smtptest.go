@@ -36,6 +36,7 @@ type Server struct {
 	fail   *smtp.SMTPError
 	times  int // failures left when FailTimes set them; 0 = until FailWith(0)
 	conns  int
+	drops  int // messages to keep while cutting the connection before the answer
 	notify chan struct{}
 	srv    *smtp.Server
 }
@@ -84,6 +85,14 @@ func (s *Server) FailTimes(n, code int, msg string) {
 	s.times = n
 }
 
+// DropReplies makes the server keep the next n messages but cut the
+// connection before answering them: the client cannot know they arrived.
+func (s *Server) DropReplies(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drops = n
+}
+
 // Connections returns how many SMTP sessions were opened so far.
 func (s *Server) Connections() int {
 	s.mu.Lock()
@@ -117,15 +126,16 @@ func (s *Server) WaitFor(t testing.TB, n int, timeout time.Duration) []Message {
 
 type backend struct{ s *Server }
 
-func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) {
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	b.s.mu.Lock()
 	b.s.conns++
 	b.s.mu.Unlock()
-	return &session{s: b.s}, nil
+	return &session{s: b.s, conn: c}, nil
 }
 
 type session struct {
 	s    *Server
+	conn *smtp.Conn
 	from string
 	to   []string
 }
@@ -155,7 +165,14 @@ func (x *session) Data(r io.Reader) error {
 		return f
 	}
 	x.s.msgs = append(x.s.msgs, Message{From: x.from, To: x.to, Data: b})
+	drop := x.s.drops > 0
+	if drop {
+		x.s.drops--
+	}
 	x.s.mu.Unlock()
+	if drop {
+		x.conn.Conn().Close()
+	}
 	select {
 	case x.s.notify <- struct{}{}:
 	default:
