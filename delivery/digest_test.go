@@ -217,3 +217,35 @@ func (f *fixture) expectDigests(want int) {
 		}
 	}
 }
+
+// TestDigestAbandonedNotResent: a digest formed by a worker that died
+// before recording the send is given up as 'unknown', never resent.
+func TestDigestAbandonedNotResent(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.setPolicy(`{"mode":"digest","every":"1h"}`)
+	now := time.Now()
+	f.clock.Set(now)
+	id := f.notify(nil, bodhiMeta(1))
+	if err := f.work(&EmailWorker{Sender: f.sender}, id, 1); err != nil {
+		t.Fatal(err)
+	}
+	// The dying worker formed the digest (and perhaps sent it).
+	if _, err := f.st.FormDigest(f.ctx, f.destID, 1, 10); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Set(now.Add(2 * time.Hour))
+	if due, err := f.sender.Due(f.ctx); err != nil || len(due) != 0 {
+		t.Fatalf("due %v (%v): the item is in a digest already", due, err)
+	}
+	if s, _, _ := f.status(id); s != "unknown" {
+		t.Errorf("item status %q, want unknown", s)
+	}
+	ds, _ := f.st.ListDigests(f.ctx, f.destID)
+	if len(ds) != 1 || ds[0].Status != "unknown" {
+		t.Errorf("digests %+v", ds)
+	}
+	if n := len(f.smtp.Messages()); n != 0 {
+		t.Errorf("%d mails", n)
+	}
+}

@@ -3,17 +3,24 @@ package delivery
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/mail"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	gomail "github.com/wneessen/go-mail"
 
 	"fmn/delivery/smtptest"
+	"fmn/metrics"
 	"fmn/rules/meta"
 	"fmn/store"
 )
@@ -357,4 +364,65 @@ func TestLostAnswerNotRetried(t *testing.T) {
 	if n := len(f.smtp.Messages()); n != 2 {
 		t.Errorf("server got %d mails, want 2 (one each)", n)
 	}
+}
+
+// TestWorkerProcessKilled kills a real worker process (os.Exit, nothing
+// deferred runs) right after the SMTP server accepted its mail and before
+// it recorded that, then lets a new worker retry the job as River does
+// after rescuing it: no second copy.
+func TestWorkerProcessKilled(t *testing.T) {
+	if os.Getenv("FMN_KILLED_WORKER_DB") != "" {
+		killedWorkerChild(t)
+		return
+	}
+	t.Parallel()
+	f := newFixture(t)
+	id := f.notify(nil, bodhiMeta(1))
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerProcessKilled$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "FMN_KILLED_WORKER_DB="+f.dbURL, "FMN_KILLED_WORKER_SMTP="+f.smtp.URL(),
+		"FMN_KILLED_WORKER_ID="+strconv.FormatInt(id, 10))
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 77 {
+		t.Fatalf("worker process: %v, want exit 77\n%s", err, out)
+	}
+	if n := len(f.smtp.Messages()); n != 1 {
+		t.Fatalf("server got %d mails from the killed worker, want 1", n)
+	}
+	if s, _, _ := f.status(id); s != "sending" {
+		t.Fatalf("status after the kill %q, want sending", s)
+	}
+	if err := f.work(&EmailWorker{Sender: f.sender}, id, 2); err != nil {
+		t.Fatal(err)
+	}
+	if s, reason, attempts := f.status(id); s != "unknown" || attempts != 1 {
+		t.Errorf("after the retry: %s (%s), %d attempts", s, reason, attempts)
+	}
+	if n := len(f.smtp.Messages()); n != 1 {
+		t.Errorf("server got %d copies, want exactly 1", n)
+	}
+}
+
+// killedWorkerChild is the worker process of TestWorkerProcessKilled.
+func killedWorkerChild(t *testing.T) {
+	ctx := t.Context()
+	st, err := store.Open(ctx, os.Getenv("FMN_KILLED_WORKER_DB"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailer, err := NewSMTPMailer(os.Getenv("FMN_KILLED_WORKER_SMTP"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	render, err := NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := strconv.ParseInt(os.Getenv("FMN_KILLED_WORKER_ID"), 10, 64)
+	s := &Sender{Store: st, Mailer: mailer, Render: render,
+		Settings:    MailSettings{From: "fmn@example.org", BaseURL: testBaseURL},
+		Unsubscribe: &Unsubscriber{Store: st}, Metrics: metrics.New(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	w := &EmailWorker{Sender: s, afterSend: func() error { os.Exit(77); return nil }}
+	err = w.Work(ctx, &river.Job[EmailArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 12}, Args: EmailArgs{NotificationID: id}})
+	t.Fatalf("worker survived: %v", err)
 }

@@ -47,6 +47,7 @@ type fixture struct {
 	t      testing.TB
 	ctx    context.Context
 	st     *store.Store
+	dbURL  string
 	smtp   *smtptest.Server
 	sender *Sender
 	clock  *fakeClock
@@ -61,7 +62,12 @@ const testBaseURL = "https://fmn.example.org"
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st := storetest.New(t)
+	dbURL := storetest.URL(t)
+	st, err := store.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
 	srv := smtptest.Start(t)
 	mailer, err := NewSMTPMailer(srv.URL(), 4)
 	if err != nil {
@@ -72,7 +78,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, ctx: ctx, st: st, smtp: srv, clock: &fakeClock{t: time.Now()}}
+	f := &fixture{t: t, ctx: ctx, st: st, dbURL: dbURL, smtp: srv, clock: &fakeClock{t: time.Now()}}
 	f.sender = &Sender{
 		Store: st, Mailer: mailer, Render: render,
 		Settings:    MailSettings{From: "fmn <fmn@example.org>", BaseURL: testBaseURL},
