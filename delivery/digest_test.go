@@ -249,3 +249,25 @@ func TestDigestAbandonedNotResent(t *testing.T) {
 		t.Errorf("%d mails", n)
 	}
 }
+
+// TestDigestTickThroughRiver: the periodic tick, run by River's leader,
+// queues the digest job that sends what is due.
+func TestDigestTickThroughRiver(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.setPolicy(`{"mode":"digest","every":"1h"}`)
+	t0 := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	f.clock.Set(t0)
+	w := &EmailWorker{Sender: f.sender}
+	for i := range 2 {
+		if err := f.work(w, f.notify(nil, bodhiMeta(i)), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Set(t0.Add(90 * time.Minute))
+	f.startRiver(w) // the tick runs on start
+	msgs := f.smtp.WaitFor(t, 1, 30*time.Second)
+	if s := parseMail(t, msgs[0]).Header.Get("Subject"); s != "[fmn] 2 notifications: bodhi" {
+		t.Errorf("Subject %q", s)
+	}
+}
