@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -425,4 +426,42 @@ func killedWorkerChild(t *testing.T) {
 	w := &EmailWorker{Sender: s, afterSend: func() error { os.Exit(77); return nil }}
 	err = w.Work(ctx, &river.Job[EmailArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 12}, Args: EmailArgs{NotificationID: id}})
 	t.Fatalf("worker survived: %v", err)
+}
+
+// TestSMTPTLSAndAuth: STARTTLS on smtp://, TLS on smtps://, and the URL's
+// user and password used for AUTH once per connection, not once per mail.
+func TestSMTPTLSAndAuth(t *testing.T) {
+	t.Parallel()
+	for _, implicit := range []bool{false, true} {
+		srv := smtptest.StartTLS(t, implicit)
+		u := strings.Replace(srv.URL(), "://", "://fmn%40example.org:s3cr%3At@", 1)
+		mailer, err := NewSMTPMailer(u, 1, gomail.WithTLSConfig(&tls.Config{RootCAs: srv.RootCAs, ServerName: "127.0.0.1"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if err := mailer.Send(t.Context(), testMsg(i)); err != nil {
+				t.Fatalf("%s: %v", srv.URL(), err)
+			}
+		}
+		mailer.Close()
+		if got := srv.Auths(); len(got) != 1 || got[0] != "fmn@example.org:s3cr:t" {
+			t.Errorf("%s: auths %q, want one with the URL's credentials", srv.URL(), got)
+		}
+		if len(srv.Messages()) != 3 || srv.Connections() != 1 {
+			t.Errorf("%s: %d mails over %d connections, want 3 over 1", srv.URL(), len(srv.Messages()), srv.Connections())
+		}
+	}
+	// Without TLS, the password is never sent: the send fails instead.
+	plain := smtptest.Start(t)
+	mailer, err := NewSMTPMailer("smtp://u:p@"+plain.Addr, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mailer.Send(t.Context(), testMsg(0)); err == nil || len(plain.Auths()) != 0 {
+		t.Errorf("auth over plain text: %v, auths %q", err, plain.Auths())
+	}
+	if _, err := NewSMTPMailer("http://"+plain.Addr, 1); err == nil {
+		t.Error("http:// accepted as an SMTP URL")
+	}
 }
