@@ -190,7 +190,7 @@ func (s *Sender) NotificationMsg(env Envelope, n store.Notification) (*mail.Msg,
 // item does), and cuts it at digestShown items.
 func (s *Sender) digestData(env Envelope, items []store.Notification, loc *time.Location) digestMail {
 	d := digestMail{
-		Count: len(items), HistoryURL: s.Settings.BaseURL + "/notifications",
+		Count: len(items), HistoryURL: s.Settings.BaseURL + "/",
 		RulesURL: s.Settings.BaseURL + "/rules", SettingsURL: s.Settings.BaseURL + "/destinations",
 		Unsubscribe: env.Unsubscribe,
 	}

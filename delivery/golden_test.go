@@ -110,11 +110,12 @@ func TestParsePolicy(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ in, want, field string }{
 		{`{"mode":"immediate"}`, `{"mode":"immediate"}`, ""},
-		{`{"mode":"digest","every":"60m"}`, `{"mode":"digest","every":"1h0m0s"}`, ""},
+		{`{"mode":"digest","every":"60m"}`, `{"mode":"digest","every":"1h"}`, ""},
 		{`{"mode":"digest","daily_at":"8:05","after":10}`, `{"mode":"digest","daily_at":"08:05","after":10}`, ""},
 		{`{"mode":"digest","daily_at":"25:00"}`, ``, "delivery.daily_at"},
 		{`{"mode":"digest","daily_at":"08:05","after":10}`, `{"mode":"digest","daily_at":"08:05","after":10}`, ""},
 		{`{"mode":"digest"}`, ``, "delivery"},
+		{`{"mode":"digest","every":"90m"}`, `{"mode":"digest","every":"1h30m"}`, ""},
 		{`{"mode":"digest","every":"1s"}`, ``, "delivery.every"},
 		{`{"mode":"digest","after":-1}`, ``, "delivery.after"},
 		{`{"mode":"digest","after":100000}`, ``, "delivery.after"},

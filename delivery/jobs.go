@@ -85,6 +85,8 @@ func (q Queue) Enqueue(ctx context.Context, tx pgx.Tx, ns []store.NewNotificatio
 type Workers struct {
 	Email      *EmailWorker
 	Confirm    *ConfirmWorker
+	Login      *LoginWorker
+	Test       *TestSendWorker
 	Digest     *DigestWorker
 	DigestTick *DigestTickWorker
 }
@@ -98,6 +100,8 @@ func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*riv
 	river.AddWorker(workers, w.Confirm)
 	river.AddWorker(workers, w.Digest)
 	river.AddWorker(workers, w.DigestTick)
+	river.AddWorker(workers, w.Login)
+	river.AddWorker(workers, w.Test)
 	cfg := &river.Config{
 		Workers:     workers,
 		Logger:      log,

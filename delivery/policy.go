@@ -3,6 +3,7 @@ package delivery
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"fmn/apperr"
@@ -79,7 +80,7 @@ func ParsePolicy(raw json.RawMessage) (json.RawMessage, error) {
 			if err != nil || d < minEvery || d > maxEvery {
 				return nil, apperr.Invalid("delivery.every", "every must be a duration from 5m to 168h, like \"1h\"")
 			}
-			p.Every = d.String()
+			p.Every = shortDuration(d)
 		}
 		if p.DailyAt != "" {
 			t, err := time.Parse("15:04", p.DailyAt)
@@ -157,4 +158,16 @@ func (p Policy) timeDue(now, oldest time.Time, loc *time.Location) bool {
 		return true
 	}
 	return false
+}
+
+// shortDuration writes 1h rather than 1h0m0s, 1h30m rather than 1h30m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

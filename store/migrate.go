@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,11 +47,12 @@ func loadMigrations() ([]migration, error) {
 		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	// Numbers are handed out per piece of work and merged in any order, so a
-	// gap is allowed; a number used twice is not.
-	for i, m := range out {
-		if m.version < 1 || i > 0 && m.version == out[i-1].version {
-			return nil, fmt.Errorf("migration %s: versions must be distinct positive numbers", m.name)
+	// Numbers are handed out per piece of work, so a branch may carry 0006
+	// before 0002 exists: versions need only be unique. Each is applied once,
+	// by its number, whatever order the files arrived in.
+	for i := 1; i < len(out); i++ {
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share a number", out[i-1].name, out[i].name)
 		}
 	}
 	return out, nil
@@ -82,19 +84,21 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
 	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	applied := map[int]bool{}
-	for _, v := range versions {
-		applied[v] = true
-		if v > ms[len(ms)-1].version {
-			return fmt.Errorf("database schema is at version %d, newer than this fmn knows (%d): upgrade fmn", v, ms[len(ms)-1].version)
+	done := map[int]bool{}
+	for _, v := range applied {
+		done[v] = true
+	}
+	for v := range done {
+		if !slices.ContainsFunc(ms, func(m migration) bool { return m.version == v }) {
+			return fmt.Errorf("database schema has migration %d, which this fmn does not know: upgrade fmn", v)
 		}
 	}
 	for _, m := range ms {
-		if applied[m.version] {
+		if done[m.version] {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {

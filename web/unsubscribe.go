@@ -11,7 +11,7 @@ import (
 )
 
 type unsubscribePage struct {
-	Title   string
+	Page
 	Address string
 	Action  string
 	Done    bool
@@ -26,7 +26,7 @@ func (s *Server) unsubscribeGet(w http.ResponseWriter, r *http.Request) error {
 	tok := chi.URLParam(r, "token")
 	id, err := (&delivery.Unsubscriber{Store: s.Store}).Check(r.Context(), tok)
 	if err == apperr.ErrNotFound {
-		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Title: "Link not valid", Message: badUnsubscribeLink})
+		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Link not valid"), Message: badUnsubscribeLink})
 		return nil
 	}
 	if err != nil {
@@ -37,7 +37,7 @@ func (s *Server) unsubscribeGet(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.renderStatus(w, http.StatusOK, "unsubscribe.html", unsubscribePage{
-		Title: "Unsubscribe", Address: d.Address, Action: "/unsubscribe/" + tok, Done: !d.Enabled})
+		Page: s.base(r, "Unsubscribe"), Address: d.Address, Action: "/unsubscribe/" + tok, Done: !d.Enabled})
 	return nil
 }
 
@@ -48,7 +48,7 @@ func (s *Server) unsubscribeGet(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) unsubscribePost(w http.ResponseWriter, r *http.Request) error {
 	id, err := (&delivery.Unsubscriber{Store: s.Store}).Check(r.Context(), chi.URLParam(r, "token"))
 	if err == apperr.ErrNotFound {
-		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Title: "Link not valid", Message: badUnsubscribeLink})
+		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Link not valid"), Message: badUnsubscribeLink})
 		return nil
 	}
 	if err != nil {
@@ -59,7 +59,7 @@ func (s *Server) unsubscribePost(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.log.Info("destination unsubscribed by link", "destination_id", d.ID)
-	s.renderStatus(w, http.StatusOK, "unsubscribe.html", unsubscribePage{Title: "Unsubscribed", Address: d.Address, Done: true})
+	s.renderStatus(w, http.StatusOK, "unsubscribe.html", unsubscribePage{Page: s.base(r, "Unsubscribed"), Address: d.Address, Done: true})
 	return nil
 }
 

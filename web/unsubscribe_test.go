@@ -261,7 +261,7 @@ func TestPatchDelivery(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("PATCH: %d %v", status, out)
 	}
-	if got, _ := json.Marshal(out["delivery"]); string(got) != `{"after":10,"every":"1h0m0s","mode":"digest"}` {
+	if got, _ := json.Marshal(out["delivery"]); string(got) != `{"after":10,"every":"1h","mode":"digest"}` {
 		t.Errorf("delivery = %s", got)
 	}
 	status, out = h.api(h.token, "PATCH", path, `{"delivery":{"mode":"digest","daily_at":"26:00"}}`)
