@@ -191,7 +191,19 @@ func (s *Sender) Due(ctx context.Context) ([]int64, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !d.Confirmed || !d.Enabled || d.FailingReason != "" || d.MutedUntil != nil && now.Before(*d.MutedUntil) {
+		if !d.Enabled || d.FailingReason != "" {
+			// Turned off or failing: what waits would arrive stale (or
+			// not at all) if it came back; it is given up, visibly.
+			reason := "destination disabled before its digest was sent"
+			if d.FailingReason != "" {
+				reason = "destination failing: " + d.FailingReason
+			}
+			if _, err := s.Store.DropHeld(ctx, d.ID, reason); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if !d.Confirmed || d.MutedUntil != nil && now.Before(*d.MutedUntil) {
 			continue
 		}
 		us, err := s.Store.GetUserSettings(ctx, d.UserID)

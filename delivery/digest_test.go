@@ -271,3 +271,30 @@ func TestDigestTickThroughRiver(t *testing.T) {
 		t.Errorf("Subject %q", s)
 	}
 }
+
+// TestDigestDroppedWhenDisabled: items waiting for a destination that was
+// turned off are given up with the reason, not mailed when it returns.
+func TestDigestDroppedWhenDisabled(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.setPolicy(`{"mode":"digest","every":"1h"}`)
+	t0 := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	f.clock.Set(t0)
+	id := f.notify(nil, bodhiMeta(1))
+	if err := f.work(&EmailWorker{Sender: f.sender}, id, 1); err != nil {
+		t.Fatal(err)
+	}
+	off, on := false, true
+	if _, err := f.st.UpdateDestination(f.ctx, f.userID, f.destID, store.DestinationPatch{Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Set(t0.Add(2 * time.Hour))
+	f.expectDigests(0)
+	if s, reason, _ := f.status(id); s != "dead" || !strings.Contains(reason, "disabled") {
+		t.Errorf("status %s (%s), want dead: disabled", s, reason)
+	}
+	if _, err := f.st.UpdateDestination(f.ctx, f.userID, f.destID, store.DestinationPatch{Enabled: &on}); err != nil {
+		t.Fatal(err)
+	}
+	f.expectDigests(0)
+}

@@ -272,3 +272,12 @@ func (s *Store) DisableDestination(ctx context.Context, id int64) (Destination, 
 		RETURNING `+destinationCols, id))
 	return d, translate(err, "disable destination")
 }
+
+// DropHeld gives up the items waiting for a destination's digest (the
+// destination was turned off or is failing), with the reason.
+func (s *Store) DropHeld(ctx context.Context, destinationID int64, reason string) (int64, error) {
+	tag, err := s.Pool.Exec(ctx, `UPDATE notifications SET status = 'dead', error = $2
+		WHERE destination_id = $1 AND held_at IS NOT NULL AND digest_id IS NULL AND status = 'pending'`,
+		destinationID, reason)
+	return tag.RowsAffected(), translate(err, "drop held notifications")
+}
