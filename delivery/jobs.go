@@ -24,10 +24,10 @@ type EmailArgs struct {
 func (EmailArgs) Kind() string { return "email_notification" }
 
 // InsertOpts puts mail on its own queue so that an outage of another channel
-// never holds it back. Ten attempts with the retry policy below span about a
-// day: past that a notification is stale and the destination is likely gone.
+// never holds it back. Twelve attempts with EmailWorker's backoff (30 s
+// doubling, capped at 2 h) span about nine hours: see Sender.nextRetry.
 func (EmailArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: ChannelEmail, MaxAttempts: 10}
+	return river.InsertOpts{Queue: ChannelEmail, MaxAttempts: 12}
 }
 
 // ConfirmArgs is the job that mails a destination its confirmation link.
@@ -83,10 +83,12 @@ func (q Queue) Enqueue(ctx context.Context, tx pgx.Tx, ns []store.NewNotificatio
 
 // Workers bundles what the job workers need.
 type Workers struct {
-	Email   *EmailWorker
-	Confirm *ConfirmWorker
-	Login   *LoginWorker
-	Test    *TestSendWorker
+	Email      *EmailWorker
+	Confirm    *ConfirmWorker
+	Login      *LoginWorker
+	Test       *TestSendWorker
+	Digest     *DigestWorker
+	DigestTick *DigestTickWorker
 }
 
 // NewClient builds the River client. With work false it only inserts jobs
@@ -96,6 +98,8 @@ func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*riv
 	workers := river.NewWorkers()
 	river.AddWorker(workers, w.Email)
 	river.AddWorker(workers, w.Confirm)
+	river.AddWorker(workers, w.Digest)
+	river.AddWorker(workers, w.DigestTick)
 	river.AddWorker(workers, w.Login)
 	river.AddWorker(workers, w.Test)
 	cfg := &river.Config{
@@ -106,8 +110,14 @@ func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*riv
 	}
 	if work {
 		cfg.Queues = map[string]river.QueueConfig{
-			ChannelEmail: {MaxWorkers: 10},
+			// Workers mostly wait on the SMTP pool and the database; 50
+			// keep a small SMTP pool busy (River fetches at most this many
+			// jobs per fetch).
+			ChannelEmail: {MaxWorkers: 50},
 		}
+		cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(DigestTickEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return DigestTickArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}))
 		cfg.FetchCooldown = 20 * time.Millisecond
 		cfg.FetchPollInterval = 500 * time.Millisecond
 	}

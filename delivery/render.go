@@ -16,7 +16,9 @@ type Renderer struct {
 	html *htmltemplate.Template
 }
 
-var funcs = map[string]any{"join": strings.Join}
+// funcs: line makes bus content one safe line (no CR/LF, no control
+// characters) wherever a template shows it.
+var funcs = map[string]any{"join": strings.Join, "line": func(s string) string { return OneLine(s, 1000) }}
 
 // NewRenderer parses every mail template; an error here stops the start.
 func NewRenderer() (*Renderer, error) {

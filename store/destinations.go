@@ -148,6 +148,9 @@ func (s *Store) UpdateDestination(ctx context.Context, userID, id int64, p Desti
 	d, err := scanDestination(s.Pool.QueryRow(ctx, `
 		UPDATE destinations SET
 			enabled = coalesce($3, enabled),
+			-- Turning a destination on again is its owner saying the
+			-- address works: forget why it was failing.
+			failing_reason = CASE WHEN $3::boolean THEN NULL ELSE failing_reason END,
 			delivery = coalesce($4::jsonb, delivery),
 			muted_until = CASE WHEN $5 THEN $6 ELSE muted_until END
 		WHERE id = $1 AND user_id = $2 RETURNING `+destinationCols,

@@ -81,6 +81,9 @@ func (s *Server) createDestination(w http.ResponseWriter, r *http.Request) error
 		if d, err = store.CreateDestination(r.Context(), tx, u.ID, in.Kind, addr); err != nil {
 			return err
 		}
+		if err := store.RecordConfirmSend(r.Context(), tx, u.ID, addr, confirmLimits, time.Now()); err != nil {
+			return err
+		}
 		_, err = s.Jobs.InsertTx(r.Context(), tx, delivery.ConfirmArgs{DestinationID: d.ID}, nil)
 		return err
 	})

@@ -75,7 +75,9 @@ func New(d Deps) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RealIP, s.logRequests, middleware.Recoverer, securityHeaders)
-	r.Use(http.NewCrossOriginProtection().Handler)
+	cop := http.NewCrossOriginProtection()
+	cop.AddInsecureBypassPattern("POST /unsubscribe/{token}") // signed token, RFC 8058 POSTs from mail providers
+	r.Use(cop.Handler)
 
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	r.Get("/readyz", s.readyz)
@@ -83,6 +85,8 @@ func (s *Server) Handler() http.Handler {
 
 	static, _ := fs.Sub(templates.FS, "static")
 	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
+	r.Get("/unsubscribe/{token}", s.page(s.unsubscribeGet))
+	r.Post("/unsubscribe/{token}", s.page(s.unsubscribePost))
 	r.Get("/feed/{token}", s.feed)
 	r.Group(func(r chi.Router) {
 		r.Use(s.withSession)

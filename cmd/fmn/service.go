@@ -101,9 +101,12 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	m := metrics.New()
 	var mailer delivery.Mailer = delivery.FolderMailer{Dir: filepath.Join(cfg.DataDir, "mail")}
 	if cfg.SMTPURL != "" {
-		if mailer, err = delivery.NewSMTPMailer(cfg.SMTPURL); err != nil {
+		sm, err := delivery.NewSMTPMailer(cfg.SMTPURL, 0)
+		if err != nil {
 			return err
 		}
+		defer sm.Close()
+		mailer = sm
 	} else if r.work {
 		log.Info("no FMN_SMTP_URL: writing mail to a folder", "dir", filepath.Join(cfg.DataDir, "mail"))
 	}
@@ -112,11 +115,15 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		return fmt.Errorf("parse mail templates: %w", err)
 	}
 	ms := delivery.MailSettings{From: cfg.MailFrom, BaseURL: cfg.BaseURL}
+	sender := &delivery.Sender{Store: st, Mailer: mailer, Render: render, Settings: ms,
+		Unsubscribe: &delivery.Unsubscriber{Store: st}, Metrics: m, Log: log}
 	jobs, err := delivery.NewClient(st.Pool, delivery.Workers{
-		Email:   &delivery.EmailWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Metrics: m, Log: log},
-		Confirm: &delivery.ConfirmWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
-		Login:   &delivery.LoginWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
-		Test:    &delivery.TestSendWorker{Store: st, Mailer: mailer, Settings: ms, Log: log},
+		Email:      &delivery.EmailWorker{Sender: sender},
+		Confirm:    &delivery.ConfirmWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
+		Login:      &delivery.LoginWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
+		Test:       &delivery.TestSendWorker{Store: st, Mailer: mailer, Settings: ms, Log: log},
+		Digest:     &delivery.DigestWorker{Sender: sender},
+		DigestTick: &delivery.DigestTickWorker{Sender: sender},
 	}, r.work, log)
 	if err != nil {
 		return err
