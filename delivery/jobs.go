@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -67,6 +68,10 @@ func (q Queue) Enqueue(ctx context.Context, tx pgx.Tx, ns []store.NewNotificatio
 		switch n.Kind {
 		case ChannelEmail:
 			params = append(params, river.InsertManyParams{Args: EmailArgs{NotificationID: n.ID}})
+		case ChannelIRC:
+			params = append(params, river.InsertManyParams{Args: IRCArgs{NotificationID: n.ID}})
+		case ChannelPush:
+			params = append(params, river.InsertManyParams{Args: PushArgs{NotificationID: n.ID}})
 		default:
 			// A channel whose sender is not built cannot have confirmed
 			// destinations; keep the row, queue nothing.
@@ -81,10 +86,29 @@ func (q Queue) Enqueue(ctx context.Context, tx pgx.Tx, ns []store.NewNotificatio
 	return nil
 }
 
-// Workers bundles what the job workers need.
+// ConfirmJob is the job that sends a new destination of kind its
+// confirmation, through that very channel.
+func ConfirmJob(kind string, destinationID int64) river.JobArgs {
+	switch kind {
+	case ChannelIRC:
+		return IRCConfirmArgs{DestinationID: destinationID}
+	case ChannelPush:
+		return PushConfirmArgs{DestinationID: destinationID}
+	}
+	return ConfirmArgs{DestinationID: destinationID}
+}
+
+// Workers bundles what the job workers need. IRC and Push may be nil: their
+// kinds are still registered (so any role can insert them) but their queues
+// are worked only where the channel is set up.
 type Workers struct {
 	Email   *EmailWorker
 	Confirm *ConfirmWorker
+
+	IRC         *IRCWorker
+	IRCConfirm  *IRCConfirmWorker
+	Push        *PushWorker
+	PushConfirm *PushConfirmWorker
 }
 
 // NewClient builds the River client. With work false it only inserts jobs
@@ -94,6 +118,10 @@ func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*riv
 	workers := river.NewWorkers()
 	river.AddWorker(workers, w.Email)
 	river.AddWorker(workers, w.Confirm)
+	river.AddWorker(workers, cmp.Or(w.IRC, &IRCWorker{}))
+	river.AddWorker(workers, cmp.Or(w.IRCConfirm, &IRCConfirmWorker{}))
+	river.AddWorker(workers, cmp.Or(w.Push, &PushWorker{}))
+	river.AddWorker(workers, cmp.Or(w.PushConfirm, &PushConfirmWorker{}))
 	cfg := &river.Config{
 		Workers:     workers,
 		Logger:      log,
@@ -103,6 +131,14 @@ func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*riv
 	if work {
 		cfg.Queues = map[string]river.QueueConfig{
 			ChannelEmail: {MaxWorkers: 10},
+		}
+		// IRC jobs mostly wait for their turn in the bot's paced queues;
+		// many in flight let a burst fold into one "N more" line.
+		if w.IRC != nil && w.IRC.Bot != nil {
+			cfg.Queues[ChannelIRC] = river.QueueConfig{MaxWorkers: 200}
+		}
+		if w.Push != nil && w.Push.Pusher != nil {
+			cfg.Queues[ChannelPush] = river.QueueConfig{MaxWorkers: 20}
 		}
 		cfg.FetchCooldown = 20 * time.Millisecond
 		cfg.FetchPollInterval = 500 * time.Millisecond

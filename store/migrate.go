@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,8 +48,8 @@ func loadMigrations() ([]migration, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
 	for i, m := range out {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: versions must run 1, 2, 3… without gaps", m.name)
+		if m.version < 1 || i > 0 && m.version == out[i-1].version {
+			return nil, fmt.Errorf("migration %s: versions must be distinct numbers from 1", m.name)
 		}
 	}
 	return out, nil
@@ -76,14 +77,25 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 		version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	var current int
-	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+	// Numbers are handed out to parallel branches ahead of time, so a lower
+	// number may arrive after a higher one was applied: apply every known
+	// migration not applied yet, in order, rather than everything above the
+	// highest applied.
+	var applied []int
+	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations ORDER BY version")
+	if err == nil {
+		applied, err = pgx.CollectRows(rows, pgx.RowTo[int])
+	}
+	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if current > len(ms) {
-		return fmt.Errorf("database schema is at version %d, newer than this fmn knows (%d): upgrade fmn", current, len(ms))
+	if n := len(applied); n > 0 && applied[n-1] > ms[len(ms)-1].version {
+		return fmt.Errorf("database schema is at version %d, newer than this fmn knows (%d): upgrade fmn", applied[n-1], ms[len(ms)-1].version)
 	}
-	for _, m := range ms[current:] {
+	for _, m := range ms {
+		if slices.Contains(applied, m.version) {
+			continue
+		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return err

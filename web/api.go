@@ -81,7 +81,12 @@ func (s *Server) createDestination(w http.ResponseWriter, r *http.Request) error
 		if d, err = store.CreateDestination(r.Context(), tx, u.ID, in.Kind, addr); err != nil {
 			return err
 		}
-		_, err = s.Jobs.InsertTx(r.Context(), tx, delivery.ConfirmArgs{DestinationID: d.ID}, nil)
+		if in.Kind == delivery.ChannelPush && viaSession(r.Context()) {
+			// The signed-in browser subscribed itself: it is the proof.
+			d, err = store.ConfirmNow(r.Context(), tx, d.ID)
+			return err
+		}
+		_, err = s.Jobs.InsertTx(r.Context(), tx, delivery.ConfirmJob(in.Kind, d.ID), nil)
 		return err
 	})
 	if err == apperr.ErrConflict {

@@ -29,6 +29,9 @@ type Deps struct {
 	Endpoints func() []consumer.EndpointStatus
 	BaseURL   string
 	Log       *slog.Logger
+	// VAPIDPublicKey is served to browsers subscribing to push; empty
+	// when push is not set up in this process.
+	VAPIDPublicKey string
 }
 
 // Server holds the parsed templates and dependencies.
@@ -61,6 +64,7 @@ func (s *Server) Handler() http.Handler {
 	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
 	r.Get("/", s.page(s.home))
 	r.Get("/confirm/{code}", s.page(s.confirmPage))
+	s.pushRoutes(r)
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.requireToken)

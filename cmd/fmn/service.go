@@ -101,10 +101,19 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		return fmt.Errorf("parse mail templates: %w", err)
 	}
 	ms := delivery.MailSettings{From: cfg.MailFrom, BaseURL: cfg.BaseURL}
-	jobs, err := delivery.NewClient(st.Pool, delivery.Workers{
+	workers := delivery.Workers{
 		Email:   &delivery.EmailWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Metrics: m, Log: log},
 		Confirm: &delivery.ConfirmWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
-	}, r.work, log)
+	}
+	// The IRC bot and push live beside the workers and stop after them.
+	chanCtx, stopChannels := context.WithCancel(context.WithoutCancel(ctx))
+	var chans errgroup.Group
+	defer func() { stopChannels(); _ = chans.Wait() }()
+	vapidPub, err := setUpChannels(chanCtx, &chans, cfg, st, m, r, &workers, log)
+	if err != nil {
+		return err
+	}
+	jobs, err := delivery.NewClient(st.Pool, workers, r.work, log)
 	if err != nil {
 		return err
 	}
@@ -150,7 +159,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	var srv *http.Server
 	httpErr := make(chan error, 1)
 	if r.web {
-		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, BaseURL: cfg.BaseURL, Log: log}
+		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub}
 		if sub != nil {
 			deps.Endpoints = sub.Status
 		}
@@ -185,6 +194,8 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	if r.work {
 		stopWorkers(jobs, log)
 	}
+	stopChannels()
+	_ = chans.Wait()
 	log.Info("stopped")
 	return nil
 }
