@@ -36,7 +36,17 @@ func IRCClean(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	space := true // drop leading spaces
-	for _, r := range s {
+	skip := 0     // bytes of a colour code's parameters still to drop
+	for i, r := range s {
+		if skip > 0 && i < skip {
+			continue
+		}
+		switch r {
+		case '\x03': // mIRC colour: \x03[NN[,NN]]
+			skip = i + 1 + colourParams(s[i+1:], isDigit, 2)
+		case '\x04': // hex colour: \x04[RRGGBB[,RRGGBB]]
+			skip = i + 1 + colourParams(s[i+1:], isHex, 6)
+		}
 		if unicode.IsControl(r) || unicode.IsSpace(r) || r == '\u2028' || r == '\u2029' ||
 			unicode.Is(unicode.Cf, r) && r != '\u200d' {
 			if !space {
@@ -50,6 +60,30 @@ func IRCClean(s string) string {
 	}
 	return strings.TrimRight(b.String(), " ")
 }
+
+// colourParams is the length of a colour code's "fg[,bg]" parameters at
+// the start of s: up to n characters each, the background only after a
+// foreground.
+func colourParams(s string, ok func(byte) bool, n int) int {
+	i := 0
+	for i < len(s) && i < n && ok(s[i]) {
+		i++
+	}
+	if i == 0 || i >= len(s) || s[i] != ',' {
+		return i
+	}
+	j := i + 1
+	for j < len(s) && j-i-1 < n && ok(s[j]) {
+		j++
+	}
+	if j == i+1 {
+		return i // a comma with no colour after it is text
+	}
+	return j
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isHex(c byte) bool   { return isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
 // CutAtWord shortens s to at most max bytes, ending with "…" at a word
 // boundary when one is near (within the last third), else at a rune
