@@ -128,7 +128,7 @@ func TestIRCDelivery(t *testing.T) {
 		t.Fatalf("hostile summary sent as %q", evil)
 	}
 	// The line the recipient got, with the real prefix, is within 512 bytes.
-	if n := len(":"+bot.Nick()+"!~fmn@127.0.0.1 PRIVMSG alice :"+evil+"\r\n"); n > 512 {
+	if n := len(":" + bot.Nick() + "!~fmn@127.0.0.1 PRIVMSG alice :" + evil + "\r\n"); n > 512 {
 		t.Fatalf("relayed line is %d bytes", n)
 	}
 	for _, id := range []int64{ids1[0], ids2[0]} {
