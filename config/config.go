@@ -293,7 +293,7 @@ func (c Config) LogValues() []any {
 		smtp = Redacted(c.SMTPURL)
 	}
 	return []any{"database", db, "listen", c.Listen, "base_url", c.BaseURL,
-		"bus_endpoints", c.BusEndpoints, "smtp", smtp, "demo", c.Demo}
+		"bus_endpoints", c.BusEndpoints, "smtp", smtp, "irc", Redacted(c.IRCURL), "demo", c.Demo}
 }
 
 // ircNickRE is RFC 2812's nick syntax, up to 30 characters.
