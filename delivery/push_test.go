@@ -14,7 +14,7 @@ import (
 
 // startPush sets up VAPID keys (made and kept in the database, as on a
 // first start), a push service, and the push workers.
-func startPush(t *testing.T, h *harness) *pushtest.Service {
+func startPush(t testing.TB, h *harness) *pushtest.Service {
 	t.Helper()
 	ctx := context.Background()
 	pub, priv, err := delivery.VAPIDKeys(ctx, h.st, "", "")
