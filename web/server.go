@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -27,8 +28,10 @@ type Deps struct {
 	// Endpoints reports the bus endpoints' state; nil when this process does
 	// not consume (the web role alone).
 	Endpoints func() []consumer.EndpointStatus
-	BaseURL   string
-	Log       *slog.Logger
+	// Hub feeds the live stream; nil disables /api/v1/stream.
+	Hub     *Hub
+	BaseURL string
+	Log     *slog.Logger
 	// VAPIDPublicKey is served to browsers subscribing to push; empty
 	// when push is not set up in this process.
 	VAPIDPublicKey string
@@ -39,7 +42,14 @@ type Server struct {
 	Deps
 	log   *slog.Logger
 	pages map[string]*template.Template
+	// shutdown is closed when the server stops, ending open streams so
+	// that http.Server.Shutdown need not wait for them.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
 }
+
+// Close ends the long-lived responses (event streams).
+func (s *Server) Close() { s.shutdownOnce.Do(func() { close(s.shutdown) }) }
 
 // New parses every page template; a broken template fails here, at start.
 func New(d Deps) (*Server, error) {
@@ -47,7 +57,7 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{Deps: d, log: d.Log, pages: pages}, nil
+	return &Server{Deps: d, log: d.Log, pages: pages, shutdown: make(chan struct{})}, nil
 }
 
 // Handler returns the router.
@@ -80,6 +90,7 @@ func (s *Server) Handler() http.Handler {
 		r.Delete("/rules/{id}", s.api(s.deleteRule))
 		r.Get("/notifications", s.api(s.listNotifications))
 		r.Get("/messages", s.api(s.listMessages))
+		r.Get("/stream", s.api(s.stream))
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.URL.Path) >= 4 && r.URL.Path[:4] == "/api" {
