@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,6 +118,7 @@ func TestIRCAndPush(t *testing.T) {
 		}
 	}
 	ircBefore := len(alice.PMs())
+	live := s.openStream(t)
 	s.run("publish", "-endpoint", busEP, "-corpus", "../testdata", "-wait", "30s")
 
 	// Every matching message is pushed, each payload decrypted by the
@@ -129,6 +133,20 @@ func TestIRCAndPush(t *testing.T) {
 	}
 	if len(bodies) != want {
 		t.Fatalf("%d distinct notifications pushed, want %d", len(bodies), want)
+	}
+	// The live stream carries the same notifications as push (and those of
+	// the IRC destinations beside them).
+	eventually(t, 30*time.Second, "the live stream to carry every pushed notification", func() bool {
+		for tag := range bodies {
+			id, _ := strconv.ParseInt(strings.TrimPrefix(tag, "fmn-"), 10, 64)
+			if live.destination(id) != dPush.ID {
+				return false
+			}
+		}
+		return true
+	})
+	if n := live.count(dPush.ID); n != want {
+		t.Fatalf("live stream carried %d push notifications, want %d", n, want)
 	}
 
 	// IRC: one line per match, or an "N more" line standing for several.
@@ -197,4 +215,73 @@ func TestIRCAndPush(t *testing.T) {
 	if v := metric(t, s.base, `fmn_notifications_sent_total{channel="push"}`); v != float64(want+1) {
 		t.Fatalf("push sent metric %v, want %d", v, want+1)
 	}
+}
+
+// liveStream records the events of GET /api/v1/stream: notification id →
+// destination id.
+type liveStream struct {
+	mu   sync.Mutex
+	dest map[int64]int64
+}
+
+func (l *liveStream) destination(id int64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dest[id]
+}
+
+func (l *liveStream) count(destID int64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, d := range l.dest {
+		if d == destID {
+			n++
+		}
+	}
+	return n
+}
+
+// openStream connects to the live stream with the service's token and
+// records what it carries until the test ends.
+func (s *service) openStream(t *testing.T) *liveStream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.base+"/api/v1/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	l := &liveStream{dest: map[int64]int64{}}
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		event := ""
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: ") && event == "notification":
+				var n struct {
+					ID            int64 `json:"id"`
+					DestinationID int64 `json:"destination_id"`
+				}
+				if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &n) == nil {
+					l.mu.Lock()
+					l.dest[n.ID] = n.DestinationID
+					l.mu.Unlock()
+				}
+			case line == "":
+				event = ""
+			}
+		}
+	}()
+	return l
 }
