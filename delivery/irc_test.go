@@ -230,3 +230,39 @@ func TestIRCDelivery(t *testing.T) {
 		}
 	}
 }
+
+// TestIRCReconnect: when the server goes away the bot reconnects (with
+// backoff), and a notification that came while it was offline is retried
+// and delivered, not lost.
+func TestIRCReconnect(t *testing.T) {
+	t.Parallel()
+	srv := irctest.Start(t)
+	h := newHarness(t)
+	bot := startBot(t, h, srv, "fmnbot")
+	d := h.confirmedDestination(h.user("carol"), "irc", "carol")
+
+	srv.Stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for bot.Online() {
+		if time.Now().After(deadline) {
+			t.Fatal("the bot did not notice the server going away")
+		}
+		time.Sleep(20 * time.Millisecond) // polling a flag with a deadline
+	}
+	id := h.notify(bodhi("while offline"), d)[0]
+	if n := h.waitStatus(id, 20*time.Second, "failed"); !strings.Contains(n.Error, "not connected") {
+		t.Fatalf("notification while offline: %+v", n)
+	}
+	srv.Restart(t)
+	select {
+	case <-bot.Connected():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the bot did not reconnect")
+	}
+	carol := srv.Connect(t, "carol")
+	// River retries the job (RetryPolicy: 10 s after the first failure).
+	if _, ok := carol.WaitFor(within(60*time.Second), has("[bodhi] while offline")); !ok {
+		t.Fatalf("notification from while offline not delivered after reconnecting: %+v", carol.PMs())
+	}
+	h.waitStatus(id, 10*time.Second, "sent")
+}

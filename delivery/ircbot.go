@@ -425,3 +425,11 @@ func (b *IRCBot) enqueueCheck() (bool, error) {
 	}
 	return true, nil
 }
+
+// Online reports whether the bot is connected and registered now.
+func (b *IRCBot) Online() bool {
+	b.init()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.conn != nil
+}

@@ -28,6 +28,85 @@ import (
 // Server is a running ngircd.
 type Server struct {
 	Addr string // host:port
+
+	bin, conf string
+	mu        sync.Mutex
+	proc      *process
+}
+
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	out    *strings.Builder
+	outMu  *sync.Mutex
+}
+
+func (p *process) log() string {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	return p.out.String()
+}
+
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// start runs ngircd on s.conf and waits until it listens.
+func (s *Server) start() (*process, bool, error) {
+	cmd := exec.Command(s.bin, "--nodaemon", "--config", s.conf)
+	p := &process{cmd: cmd, exited: make(chan struct{}), out: &strings.Builder{}, outMu: &sync.Mutex{}}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			p.outMu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			p.outMu.Unlock()
+		}
+	}()
+	if err := cmd.Start(); err != nil {
+		return nil, false, fmt.Errorf("start ngircd: %w", err)
+	}
+	go func() { _ = cmd.Wait(); pw.Close(); close(p.exited) }()
+	if waitListening(s.Addr, p.exited, 10*time.Second) {
+		return p, true, nil
+	}
+	p.kill()
+	return p, false, nil
+}
+
+// Stop kills the server (the clients see their connection drop).
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.kill()
+		s.proc = nil
+	}
+}
+
+// Restart starts the server again on the same address.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	// The port was ours a moment ago; give the kernel a few tries.
+	for attempt := 0; ; attempt++ {
+		p, ok, err := s.start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			s.mu.Lock()
+			s.proc = p
+			s.mu.Unlock()
+			return
+		}
+		if attempt == 20 {
+			t.Fatalf("ngircd did not listen again on %s:\n%s", s.Addr, p.log())
+		}
+	}
 }
 
 // URL is the server's irc:// URL.
@@ -89,39 +168,18 @@ func Start(t testing.TB) *Server {
 		if err := os.WriteFile(conf, fmt.Appendf(nil, config, port, inc), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(bin, "--nodaemon", "--config", conf)
-		var out strings.Builder
-		var mu sync.Mutex
-		pr, pw := io.Pipe()
-		cmd.Stdout, cmd.Stderr = pw, pw
-		go func() {
-			sc := bufio.NewScanner(pr)
-			for sc.Scan() {
-				mu.Lock()
-				out.WriteString(sc.Text() + "\n")
-				mu.Unlock()
-			}
-		}()
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start ngircd: %v", err)
+		s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), bin: bin, conf: conf}
+		p, ok, err := s.start()
+		if err != nil {
+			t.Fatal(err)
 		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); pw.Close(); close(exited) }()
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		if waitListening(addr, exited, 10*time.Second) {
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-exited
-			})
-			return &Server{Addr: addr}
+		if ok {
+			s.proc = p
+			t.Cleanup(s.Stop)
+			return s
 		}
-		_ = cmd.Process.Kill()
-		<-exited
-		mu.Lock()
-		log := out.String()
-		mu.Unlock()
 		if attempt == 4 {
-			t.Fatalf("ngircd did not start listening on %s:\n%s", addr, log)
+			t.Fatalf("ngircd did not start listening on %s:\n%s", s.Addr, p.log())
 		}
 	}
 	return nil
