@@ -155,8 +155,8 @@ func (w *IRCConfirmWorker) Work(ctx context.Context, job *river.Job[IRCConfirmAr
 	if d.Confirmed || !d.Enabled {
 		return nil
 	}
-	if _, err := w.Bot.enqueueCheck(); err != nil {
-		return err // offline: retry later without spending the rate limit
+	if !w.Bot.Online() {
+		return ErrIRCOffline // retry later without spending the rate limit
 	}
 	wait, err := w.Store.AllowConfirm(ctx, ChannelIRC, store.FoldNick(d.Address), IRCConfirmLimit)
 	if err != nil {

@@ -415,17 +415,6 @@ func (b *IRCBot) forgetIdle(now time.Time) {
 	}
 }
 
-// enqueueCheck reports whether lines can be queued now.
-func (b *IRCBot) enqueueCheck() (bool, error) {
-	b.init()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.conn == nil {
-		return false, ErrIRCOffline
-	}
-	return true, nil
-}
-
 // Online reports whether the bot is connected and registered now.
 func (b *IRCBot) Online() bool {
 	b.init()
