@@ -5,11 +5,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"fmn/delivery"
 	"fmn/delivery/irctest"
+	"fmn/store"
 )
 
 var confirmCode = regexp.MustCompile(`/confirm/([A-Za-z0-9_-]{16,}) .*confirm ([A-Za-z0-9_-]{16,})`)
@@ -265,4 +267,67 @@ func TestIRCReconnect(t *testing.T) {
 		t.Fatalf("notification from while offline not delivered after reconnecting: %+v", carol.PMs())
 	}
 	h.waitStatus(id, 10*time.Second, "sent")
+}
+
+// TestIRCOneBotPerNetwork: two processes' bots share one lock; one
+// connects, the other waits and takes over when the first stops.
+func TestIRCOneBotPerNetwork(t *testing.T) {
+	t.Parallel()
+	srv := irctest.Start(t)
+	h := newHarness(t)
+	type run struct {
+		bot  *delivery.IRCBot
+		lead chan bool
+		stop func() error
+	}
+	start := func(nick string) *run {
+		r := &run{lead: make(chan bool, 4)}
+		r.bot = &delivery.IRCBot{
+			Settings: delivery.IRCSettings{URL: srv.URL(), Nick: nick, BaseURL: "http://fmn.test"},
+			Store:    h.st, Log: h.log,
+			Lock: func(ctx context.Context) (<-chan struct{}, func(), error) {
+				return h.st.HoldLock(ctx, store.LockIRCBot, 100*time.Millisecond)
+			},
+			OnLead: func(leading bool) { r.lead <- leading },
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.bot.Run(ctx) }()
+		var once sync.Once
+		var err error
+		r.stop = func() error {
+			once.Do(func() { cancel(); err = <-done })
+			return err
+		}
+		t.Cleanup(func() { r.stop() })
+		return r
+	}
+	first := start("botone")
+	select {
+	case <-first.bot.Connected():
+	case <-time.After(20 * time.Second):
+		t.Fatal("first bot did not connect")
+	}
+	if !<-first.lead {
+		t.Fatal("first bot not told it leads")
+	}
+	second := start("bottwo")
+	// The second keeps trying the lock every 100 ms; for a second it must
+	// stay off the network.
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if second.bot.Online() {
+			t.Fatal("two bots online at once")
+		}
+	}
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-second.bot.Connected():
+	case <-time.After(20 * time.Second):
+		t.Fatal("second bot did not take over")
+	}
+	if !<-second.lead {
+		t.Fatal("second bot not told it leads")
+	}
 }

@@ -54,6 +54,14 @@ type IRCBot struct {
 	Store    *store.Store
 	Log      *slog.Logger
 
+	// Lock, when set, is taken before connecting and held while connected
+	// (see store.HoldLock), so that however many processes run a bot, one
+	// connection speaks for fmn on the network. OnLead is told when this
+	// process starts and stops being the one (it starts and stops working
+	// the irc queue).
+	Lock   func(ctx context.Context) (lost <-chan struct{}, release func(), err error)
+	OnLead func(leading bool)
+
 	Interval    time.Duration // gap between two lines; DefaultIRCInterval if 0
 	BurstLines  int           // a nick's own lines per BurstWindow; DefaultIRCBurstLines if 0
 	BurstWindow time.Duration
@@ -132,8 +140,8 @@ func (b *IRCBot) Nick() string {
 	return b.Settings.Nick
 }
 
-// Run keeps the bot connected until ctx ends, reconnecting with backoff
-// (1 s doubling to 5 min, reset after a connection that lasted a minute).
+// Run keeps the bot connected until ctx ends: it waits for the Lock if
+// there is one, then connects and reconnects with backoff.
 func (b *IRCBot) Run(ctx context.Context) error {
 	b.init()
 	b.mu.Lock()
@@ -143,6 +151,55 @@ func (b *IRCBot) Run(ctx context.Context) error {
 	go func() { defer close(writerDone); b.writeLoop(ctx) }()
 	defer func() { <-writerDone }()
 
+	for ctx.Err() == nil {
+		var lost <-chan struct{} // nil: never lost
+		release := func() {}
+		if b.Lock != nil {
+			var err error
+			if lost, release, err = b.Lock(ctx); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				b.Log.Error("IRC bot lock failed, retrying", "err", err)
+				t := time.NewTimer(5 * time.Second)
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+				continue
+			}
+			b.Log.Info("this process speaks for fmn on IRC")
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-lost:
+				b.Log.Warn("IRC bot lock lost (database connection gone): disconnecting")
+				cancel()
+			case <-lctx.Done():
+			}
+		}()
+		if b.OnLead != nil {
+			b.OnLead(true)
+		}
+		err := b.connectLoop(lctx)
+		cancel()
+		if b.OnLead != nil && ctx.Err() == nil {
+			b.OnLead(false)
+		}
+		release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// connectLoop keeps the bot connected until ctx ends, reconnecting with
+// backoff (1 s doubling to 5 min, reset after a connection that lasted a
+// minute).
+func (b *IRCBot) connectLoop(ctx context.Context) error {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		c, err := b.newConn()

@@ -98,6 +98,10 @@ func ConfirmJob(kind string, destinationID int64) river.JobArgs {
 	return ConfirmArgs{DestinationID: destinationID}
 }
 
+// IRCQueueConfig: IRC jobs mostly wait for their turn in the bot's paced
+// queues; many in flight let a burst fold into one "N more" line.
+var IRCQueueConfig = river.QueueConfig{MaxWorkers: 200}
+
 // Workers bundles what the job workers need. IRC and Push may be nil: their
 // kinds are still registered (so any role can insert them) but their queues
 // are worked only where the channel is set up.
@@ -132,10 +136,9 @@ func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*riv
 		cfg.Queues = map[string]river.QueueConfig{
 			ChannelEmail: {MaxWorkers: 10},
 		}
-		// IRC jobs mostly wait for their turn in the bot's paced queues;
-		// many in flight let a burst fold into one "N more" line.
-		if w.IRC != nil && w.IRC.Bot != nil {
-			cfg.Queues[ChannelIRC] = river.QueueConfig{MaxWorkers: 200}
+		// A bot with a Lock adds its queue when it takes the lock.
+		if w.IRC != nil && w.IRC.Bot != nil && w.IRC.Bot.Lock == nil {
+			cfg.Queues[ChannelIRC] = IRCQueueConfig
 		}
 		if w.Push != nil && w.Push.Pusher != nil {
 			cfg.Queues[ChannelPush] = river.QueueConfig{MaxWorkers: 20}

@@ -97,3 +97,43 @@ func TestAllowConfirm(t *testing.T) {
 		t.Fatalf("another channel waits %v", wait)
 	}
 }
+
+// TestHoldLock: one holder at a time; a holder whose connection dies is
+// told, and the lock is free again.
+func TestHoldLock(t *testing.T) {
+	t.Parallel()
+	st := storetest.New(t)
+	ctx := context.Background()
+	lost, release, err := st.HoldLock(ctx, store.LockIRCBot, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, _, err := st.HoldLock(wctx, store.LockIRCBot, 50*time.Millisecond); err == nil {
+		t.Fatal("a second holder got the lock")
+	}
+	release()
+	lost, release, err = st.HoldLock(ctx, store.LockIRCBot, 50*time.Millisecond)
+	if err != nil {
+		t.Fatalf("lock not free after release: %v", err)
+	}
+	defer release()
+	// Kill the holder's session, as a database restart would.
+	if _, err := st.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks
+		WHERE locktype = 'advisory' AND objid = $1 AND granted AND pid <> pg_backend_pid()
+		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, store.LockIRCBot&0xffffffff); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holder was not told its lock is gone")
+	}
+	l2, r2, err := st.HoldLock(ctx, store.LockIRCBot, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2()
+	_ = l2
+}

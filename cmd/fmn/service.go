@@ -120,7 +120,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	chanCtx, stopChannels := context.WithCancel(context.WithoutCancel(ctx))
 	var chans errgroup.Group
 	defer func() { stopChannels(); _ = chans.Wait() }()
-	vapidPub, err := setUpChannels(chanCtx, &chans, cfg, st, m, r, &workers, log)
+	vapidPub, startChannels, err := setUpChannels(chanCtx, &chans, cfg, st, m, r, &workers, log)
 	if err != nil {
 		return err
 	}
@@ -128,6 +128,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	if err != nil {
 		return err
 	}
+	startChannels(jobs)
 
 	busCtx, stopBus := context.WithCancel(ctx)
 	defer stopBus()
