@@ -47,6 +47,16 @@ func (IRCConfirmArgs) InsertOpts() river.InsertOpts {
 // these bound what anyone can make the bot say to strangers.
 var IRCConfirmLimit = store.ConfirmLimit{PerAddress: 3, Window: time.Hour, PerMinute: 30}
 
+// While the bot is offline (the network is down, or the bot is between
+// reconnections) jobs wait without spending attempts, up to these ages: a
+// notification an hour late is no longer news on IRC; a confirmation is
+// worth sending as long as its owner may still look for it.
+const (
+	ircOfflineGrace        = time.Hour
+	ircConfirmOfflineGrace = 24 * time.Hour
+	ircOfflineRecheck      = 15 * time.Second
+)
+
 // ircJobTimeout covers the wait for a turn in the bot's paced queues.
 const ircJobTimeout = 10 * time.Minute
 
@@ -72,6 +82,13 @@ func (w *IRCWorker) Work(ctx context.Context, job *river.Job[IRCArgs]) error {
 	if reason := undeliverable(d); reason != "" {
 		_ = w.Store.FinishNotification(ctx, n.ID, "dead", reason)
 		return nil
+	}
+	if !w.Bot.Online() {
+		if time.Since(job.CreatedAt) < ircOfflineGrace {
+			return river.JobSnooze(ircOfflineRecheck)
+		}
+		_ = w.Store.FinishNotification(ctx, n.ID, "dead", "the IRC network was unreachable for an hour")
+		return river.JobCancel(ErrIRCOffline)
 	}
 	ok, err := w.Store.ClaimNotification(ctx, n.ID)
 	if err != nil || !ok {
@@ -156,7 +173,11 @@ func (w *IRCConfirmWorker) Work(ctx context.Context, job *river.Job[IRCConfirmAr
 		return nil
 	}
 	if !w.Bot.Online() {
-		return ErrIRCOffline // retry later without spending the rate limit
+		// Wait without spending attempts or the rate limit.
+		if time.Since(job.CreatedAt) < ircConfirmOfflineGrace {
+			return river.JobSnooze(ircOfflineRecheck)
+		}
+		return river.JobCancel(ErrIRCOffline)
 	}
 	wait, err := w.Store.AllowConfirm(ctx, ChannelIRC, store.FoldNick(d.Address), IRCConfirmLimit)
 	if err != nil {

@@ -252,8 +252,23 @@ func TestIRCReconnect(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling a flag with a deadline
 	}
 	id := h.notify(bodhi("while offline"), d)[0]
-	if n := h.waitStatus(id, 20*time.Second, "failed"); !strings.Contains(n.Error, "not connected") {
-		t.Fatalf("notification while offline: %+v", n)
+	// The job waits (snoozed, no attempt spent) while the bot is offline.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		var state string
+		var attempt int
+		err := h.st.Pool.QueryRow(context.Background(), `SELECT state, attempt FROM river_job
+			WHERE kind = 'irc_notification' AND (args->>'notification_id')::bigint = $1`, id).Scan(&state, &attempt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state == "scheduled" && attempt == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job while offline: %s, attempt %d; want scheduled, attempt 0", state, attempt)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the job table with a deadline
 	}
 	srv.Restart(t)
 	select {
@@ -262,7 +277,7 @@ func TestIRCReconnect(t *testing.T) {
 		t.Fatal("the bot did not reconnect")
 	}
 	carol := srv.Connect(t, "carol")
-	// River retries the job (RetryPolicy: 10 s after the first failure).
+	// The snoozed job comes back 15 s after it was put off.
 	if _, ok := carol.WaitFor(within(60*time.Second), has("[bodhi] while offline")); !ok {
 		t.Fatalf("notification from while offline not delivered after reconnecting: %+v", carol.PMs())
 	}

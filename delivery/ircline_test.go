@@ -190,3 +190,32 @@ func TestParseMute(t *testing.T) {
 		}
 	}
 }
+
+// TestIRCConnectionSettings: the URL decides TLS, the default port and SASL
+// PLAIN (ngircd has no SASL, so this part is checked here, not live).
+func TestIRCConnectionSettings(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		url, server     string
+		tls, sasl       bool
+		login, password string
+	}{
+		{"irc://irc.example.net", "irc.example.net:6667", false, false, "", ""},
+		{"ircs://irc.example.net", "irc.example.net:6697", true, false, "", ""},
+		{"ircs://fmn:s3cret@irc.example.net:7000", "irc.example.net:7000", true, true, "fmn", "s3cret"},
+		{"irc://fmn@irc.example.net:6667", "irc.example.net:6667", false, false, "", ""},
+	} {
+		b := &IRCBot{Settings: IRCSettings{URL: c.url, Nick: "fmn"}}
+		conn, err := b.newConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conn.Server != c.server || conn.UseTLS != c.tls || conn.UseSASL != c.sasl || conn.SASLLogin != c.login ||
+			conn.SASLPassword != c.password || (c.sasl && conn.SASLMech != "PLAIN") {
+			t.Errorf("%s: server %s tls %v sasl %v %q", c.url, conn.Server, conn.UseTLS, conn.UseSASL, conn.SASLLogin)
+		}
+	}
+	if _, err := (&IRCBot{Settings: IRCSettings{URL: "http://x"}}).newConn(); err == nil {
+		t.Error("http:// accepted as an IRC URL")
+	}
+}
