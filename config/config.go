@@ -37,6 +37,9 @@ const (
 	// DefaultMaxMessageBytes bounds a bus frame. Real fedmsg envelopes are a
 	// few kilobytes; the largest seen (big composes) stay under 1 MiB.
 	DefaultMaxMessageBytes = 4 << 20
+	// DefaultOIDCUsernameClaim is the standard claim for a login name;
+	// Fedora's accounts put the FAS name there too.
+	DefaultOIDCUsernameClaim = "preferred_username"
 )
 
 // Config is every setting of fmn. Field comments name the variable.
@@ -72,6 +75,11 @@ type Config struct {
 
 	Admins   []string // FMN_ADMINS: usernames with access to /admin
 	LogLevel string   // FMN_LOG_LEVEL: debug, info, warn, error
+
+	OIDCIssuer        string // FMN_OIDC_ISSUER: sign in with this OpenID provider
+	OIDCClientID      string // FMN_OIDC_CLIENT_ID
+	OIDCClientSecret  string // FMN_OIDC_CLIENT_SECRET
+	OIDCUsernameClaim string // FMN_OIDC_USERNAME_CLAIM: the claim holding the bus username
 }
 
 // Load reads the config file (if path is not empty) and then the environment
@@ -138,9 +146,10 @@ var known = map[string]bool{
 	"FMN_VAPID_PUBLIC_KEY": true, "FMN_VAPID_PRIVATE_KEY": true, "FMN_PUSH_SUBJECT": true,
 	"FMN_DEMO": true, "FMN_DEMO_CORPUS": true, "FMN_DEMO_RATE": true,
 	"FMN_ADMINS": true, "FMN_LOG_LEVEL": true,
+	"FMN_OIDC_ISSUER": true, "FMN_OIDC_CLIENT_ID": true, "FMN_OIDC_CLIENT_SECRET": true, "FMN_OIDC_USERNAME_CLAIM": true,
 	// Read by the test helpers only; accepted so a developer's shell does not
 	// make the service refuse to start.
-	"FMN_TEST_DATABASE_URL": true,
+	"FMN_TEST_DATABASE_URL": true, "FMN_ARTIFACTS": true,
 }
 
 func parse(vals map[string]string) (Config, error) {
@@ -188,6 +197,10 @@ func parse(vals map[string]string) (Config, error) {
 		DemoCorpus:         get("FMN_DEMO_CORPUS", filepath.Join("testdata", "fedmsg-meta.jsonl")),
 		Admins:             splitList(get("FMN_ADMINS", "")),
 		LogLevel:           get("FMN_LOG_LEVEL", "info"),
+		OIDCIssuer:         strings.TrimRight(get("FMN_OIDC_ISSUER", ""), "/"),
+		OIDCClientID:       get("FMN_OIDC_CLIENT_ID", ""),
+		OIDCClientSecret:   get("FMN_OIDC_CLIENT_SECRET", ""),
+		OIDCUsernameClaim:  get("FMN_OIDC_USERNAME_CLAIM", DefaultOIDCUsernameClaim),
 	}
 	if c.BaseURL == "" {
 		c.BaseURL = "http://" + c.Listen
@@ -263,6 +276,16 @@ func (c Config) validate() []error {
 	}
 	if !strings.HasPrefix(c.PushSubject, "mailto:") && !strings.HasPrefix(c.PushSubject, "https://") || strings.ContainsAny(c.PushSubject, " \r\n") {
 		errs = append(errs, fmt.Errorf("FMN_PUSH_SUBJECT: %q: want mailto:address or an https:// URL", c.PushSubject))
+	}
+	if c.OIDCIssuer != "" {
+		if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("FMN_OIDC_ISSUER: %q is not an http(s) URL", c.OIDCIssuer))
+		}
+		if c.OIDCClientID == "" {
+			errs = append(errs, errors.New("FMN_OIDC_CLIENT_ID: required when FMN_OIDC_ISSUER is set"))
+		}
+	} else if c.OIDCClientID != "" || c.OIDCClientSecret != "" {
+		errs = append(errs, errors.New("FMN_OIDC_ISSUER: required when FMN_OIDC_CLIENT_ID or FMN_OIDC_CLIENT_SECRET is set"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -108,6 +108,8 @@ var IRCQueueConfig = river.QueueConfig{MaxWorkers: 200}
 type Workers struct {
 	Email   *EmailWorker
 	Confirm *ConfirmWorker
+	Login   *LoginWorker
+	Test    *TestSendWorker
 
 	IRC         *IRCWorker
 	IRCConfirm  *IRCConfirmWorker
@@ -122,6 +124,8 @@ func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*riv
 	workers := river.NewWorkers()
 	river.AddWorker(workers, w.Email)
 	river.AddWorker(workers, w.Confirm)
+	river.AddWorker(workers, w.Login)
+	river.AddWorker(workers, w.Test)
 	river.AddWorker(workers, cmp.Or(w.IRC, &IRCWorker{}))
 	river.AddWorker(workers, cmp.Or(w.IRCConfirm, &IRCConfirmWorker{}))
 	river.AddWorker(workers, cmp.Or(w.Push, &PushWorker{}))

@@ -14,6 +14,7 @@ if [ -z "${FMN_TEST_DATABASE_URL:-}" ]; then
   export FMN_TEST_DATABASE_URL
   trap 'bin/fmn dev-postgres stop -dir "$dir" || true' EXIT
 fi
+scripts/ensure-chromium.sh
 scripts/ensure-ngircd.sh
 go vet ./...
 go test -count=1 -timeout 14m "$@" ./...

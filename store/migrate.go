@@ -47,9 +47,12 @@ func loadMigrations() ([]migration, error) {
 		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	for i, m := range out {
-		if m.version < 1 || i > 0 && m.version == out[i-1].version {
-			return nil, fmt.Errorf("migration %s: versions must be distinct numbers from 1", m.name)
+	// Numbers are handed out per piece of work, so a branch may carry 0006
+	// before 0002 exists: versions need only be unique. Each is applied once,
+	// by its number, whatever order the files arrived in.
+	for i := 1; i < len(out); i++ {
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share a number", out[i-1].name, out[i].name)
 		}
 	}
 	return out, nil
@@ -77,23 +80,25 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 		version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	// Numbers are handed out to parallel branches ahead of time, so a lower
-	// number may arrive after a higher one was applied: apply every known
-	// migration not applied yet, in order, rather than everything above the
-	// highest applied.
-	var applied []int
-	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations ORDER BY version")
-	if err == nil {
-		applied, err = pgx.CollectRows(rows, pgx.RowTo[int])
-	}
+	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
 	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if n := len(applied); n > 0 && applied[n-1] > ms[len(ms)-1].version {
-		return fmt.Errorf("database schema is at version %d, newer than this fmn knows (%d): upgrade fmn", applied[n-1], ms[len(ms)-1].version)
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	done := map[int]bool{}
+	for _, v := range applied {
+		done[v] = true
+	}
+	for v := range done {
+		if !slices.ContainsFunc(ms, func(m migration) bool { return m.version == v }) {
+			return fmt.Errorf("database schema has migration %d, which this fmn does not know: upgrade fmn", v)
+		}
 	}
 	for _, m := range ms {
-		if slices.Contains(applied, m.version) {
+		if done[m.version] {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {

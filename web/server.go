@@ -31,6 +31,7 @@ type Deps struct {
 	// Hub feeds the live stream; nil disables /api/v1/stream.
 	Hub     *Hub
 	BaseURL string
+	Auth    AuthConfig
 	Log     *slog.Logger
 	// VAPIDPublicKey is served to browsers subscribing to push; empty
 	// when push is not set up in this process.
@@ -46,6 +47,9 @@ type Server struct {
 	// that http.Server.Shutdown need not wait for them.
 	shutdown     chan struct{}
 	shutdownOnce sync.Once
+	loginLimit   *limiter
+	oidc         *oidcClient // nil without FMN_OIDC_ISSUER
+	pushJS       bool        // templates/static/push.js exists: offer browser push
 }
 
 // Close ends the long-lived responses (event streams).
@@ -57,7 +61,17 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{Deps: d, log: d.Log, pages: pages, shutdown: make(chan struct{})}, nil
+	s := &Server{Deps: d, log: d.Log, pages: pages, loginLimit: newLimiter(loginPerClient, 10*time.Minute),
+		shutdown: make(chan struct{})}
+	if d.Auth.OIDC() {
+		if d.Auth.OIDCUsernameClaim == "" {
+			s.Auth.OIDCUsernameClaim = "preferred_username"
+		}
+		s.oidc = &oidcClient{cfg: s.Auth, baseURL: d.BaseURL}
+	}
+	_, err = fs.Stat(templates.FS, "static/push.js")
+	s.pushJS = err == nil
+	return s, nil
 }
 
 // Handler returns the router.
@@ -72,8 +86,22 @@ func (s *Server) Handler() http.Handler {
 
 	static, _ := fs.Sub(templates.FS, "static")
 	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
-	r.Get("/", s.page(s.home))
-	r.Get("/confirm/{code}", s.page(s.confirmPage))
+	r.Get("/feed/{token}", s.feed)
+	r.Group(func(r chi.Router) {
+		r.Use(s.withSession)
+		r.Get("/", s.page(s.home))
+		r.Get("/confirm/{code}", s.page(s.confirmPage))
+		r.Get("/login", s.page(s.loginForm))
+		r.Post("/login", s.page(s.requestLogin))
+		r.Get("/login/{token}", s.page(s.useLoginLink))
+		r.Post("/logout", s.page(s.logout))
+		r.Get("/oidc/login", s.page(s.oidcStart))
+		r.Get("/oidc/callback", s.page(s.oidcCallback))
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireUser)
+			s.userPages(r)
+		})
+	})
 	s.pushRoutes(r)
 
 	r.Route("/api/v1", func(r chi.Router) {
@@ -97,7 +125,9 @@ func (s *Server) Handler() http.Handler {
 			writeJSON(w, http.StatusNotFound, apiError{Error: "Not found."})
 			return
 		}
-		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Title: "Not found", Message: "There is no such page."})
+		s.withSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Not found"), Message: "There is no such page."})
+		})).ServeHTTP(w, r)
 	})
 	return r
 }

@@ -115,6 +115,8 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	workers := delivery.Workers{
 		Email:   &delivery.EmailWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Metrics: m, Log: log},
 		Confirm: &delivery.ConfirmWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
+		Login:   &delivery.LoginWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
+		Test:    &delivery.TestSendWorker{Store: st, Mailer: mailer, Settings: ms, Log: log},
 	}
 	// The IRC bot and push live beside the workers and stop after them.
 	chanCtx, stopChannels := context.WithCancel(context.WithoutCancel(ctx))
@@ -173,7 +175,9 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	if r.web {
 		hub := web.NewHub(st, log)
 		bus.Go(func() error { return hub.Run(busCtx) })
-		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub}
+		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub, Auth: web.AuthConfig{
+			OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,
+			OIDCUsernameClaim: cfg.OIDCUsernameClaim, Admins: cfg.Admins}}
 		if sub != nil {
 			deps.Endpoints = sub.Status
 		}
