@@ -62,13 +62,25 @@ func TestDestinationConfirmationByKind(t *testing.T) {
 	t.Parallel()
 	s, st, tok := newTestServer(t)
 	h := s.Handler()
-	post := func(handler http.Handler, body any) (int, map[string]any) {
+	u, err := st.EnsureUser(context.Background(), "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := st.CreateSession(context.Background(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(viaSession bool, body any) (int, map[string]any) {
 		b, _ := json.Marshal(body)
 		req := httptest.NewRequest("POST", "/api/v1/destinations", strings.NewReader(string(b)))
-		req.Header.Set("Authorization", "Bearer "+tok)
+		if viaSession {
+			req.AddCookie(&http.Cookie{Name: s.cookieName(sessionCookie), Value: sess})
+		} else {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, req)
+		h.ServeHTTP(rec, req)
 		var out map[string]any
 		json.Unmarshal(rec.Body.Bytes(), &out)
 		return rec.Code, out
@@ -81,25 +93,21 @@ func TestDestinationConfirmationByKind(t *testing.T) {
 		}
 		return kind
 	}
-	session := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(markSession(r.Context())))
-	})
-
 	for _, c := range []struct {
 		name      string
-		handler   http.Handler
+		session   bool
 		kind      string
 		address   string
 		job       string
 		confirmed bool
 	}{
-		{"email", h, "email", "alice@example.org", "email_confirm", false},
-		{"irc", h, "irc", "alice", "irc_confirm", false},
-		{"push by token", h, "push", subscriptionJSON(t), "push_confirm", false},
-		{"push from a session", session, "push", subscriptionJSON(t), "none", true},
-		{"irc from a session", session, "irc", "alice2", "irc_confirm", false},
+		{"email", false, "email", "alice@example.org", "email_confirm", false},
+		{"irc", false, "irc", "alice", "irc_confirm", false},
+		{"push by token", false, "push", subscriptionJSON(t), "push_confirm", false},
+		{"push from a session", true, "push", subscriptionJSON(t), "none", true},
+		{"irc from a session", true, "irc", "alice2", "irc_confirm", false},
 	} {
-		code, d := post(c.handler, map[string]string{"kind": c.kind, "address": c.address})
+		code, d := post(c.session, map[string]string{"kind": c.kind, "address": c.address})
 		if code != 201 {
 			t.Fatalf("%s: %d %v", c.name, code, d)
 		}
@@ -107,11 +115,11 @@ func TestDestinationConfirmationByKind(t *testing.T) {
 			t.Errorf("%s: job %s, confirmed %v; want %s, %v", c.name, got, d["confirmed"], c.job, c.confirmed)
 		}
 	}
-	code, e := post(h, map[string]string{"kind": "push", "address": `{"endpoint":"http://push.example.net/x","keys":{}}`})
+	code, e := post(false, map[string]string{"kind": "push", "address": `{"endpoint":"http://push.example.net/x","keys":{}}`})
 	if code != 400 || e["field"] != "address" {
 		t.Fatalf("bad subscription: %d %v", code, e)
 	}
-	code, e = post(h, map[string]string{"kind": "irc", "address": "bad nick\r\nQUIT"})
+	code, e = post(false, map[string]string{"kind": "irc", "address": "bad nick\r\nQUIT"})
 	if code != 400 || e["field"] != "address" {
 		t.Fatalf("bad nick: %d %v", code, e)
 	}
