@@ -346,3 +346,28 @@ func TestIRCOneBotPerNetwork(t *testing.T) {
 		t.Fatal("second bot not told it leads")
 	}
 }
+
+// TestIRCKeepAlive: a server that PINGs idle clients every couple of
+// seconds keeps the bot, which answers, on one connection.
+func TestIRCKeepAlive(t *testing.T) {
+	t.Parallel()
+	srv := irctest.StartWith(t, irctest.Options{PingTimeout: 2, PongTimeout: 2})
+	h := newHarness(t)
+	bot := startBot(t, h, srv, "fmnbot")
+	deadline := time.Now().Add(30 * time.Second)
+	for _, pings := bot.Stats(); pings < 2; _, pings = bot.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server sent no keep-alive PINGs in 30 s (%d)", pings)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a counter with a deadline
+	}
+	if connects, _ := bot.Stats(); connects != 1 || !bot.Online() {
+		t.Fatalf("after answering PINGs: %d connections, online %v", connects, bot.Online())
+	}
+	d := h.confirmedDestination(h.user("dave"), "irc", "dave")
+	dave := srv.Connect(t, "dave")
+	h.notify(bodhi("still here"), d)
+	if _, ok := dave.WaitFor(within(30*time.Second), has("still here")); !ok {
+		t.Fatal("no delivery after the keep-alives")
+	}
+}

@@ -75,7 +75,13 @@ type IRCBot struct {
 	cmdSem    chan struct{}
 	connected chan struct{} // closed and replaced on each registration
 	cmdCtx    context.Context
+
+	connects, pings atomic.Int64 // registrations, and server PINGs answered
 }
+
+// Stats reports how many times the bot registered on the network and how
+// many keep-alive PINGs from the server it answered.
+func (b *IRCBot) Stats() (connects, pings int64) { return b.connects.Load(), b.pings.Load() }
 
 type ircItem struct {
 	text      string
@@ -271,6 +277,8 @@ func (b *IRCBot) newConn() (*ircevent.Connection, error) {
 	}
 	c.AddDisconnectCallback(func(ircmsg.Message) { c.Quit() })
 	c.AddCallback("PRIVMSG", func(m ircmsg.Message) { b.onPrivmsg(c, m) })
+	// irc-go answers the server's PING itself; count them.
+	c.AddCallback("PING", func(ircmsg.Message) { b.pings.Add(1) })
 	return c, nil
 }
 
@@ -279,6 +287,7 @@ func (b *IRCBot) setConn(c *ircevent.Connection) {
 	defer b.mu.Unlock()
 	b.conn = c
 	if c != nil {
+		b.connects.Add(1)
 		close(b.connected)
 		b.connected = make(chan struct{})
 	}

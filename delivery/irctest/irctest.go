@@ -8,6 +8,7 @@ package irctest
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -137,16 +138,26 @@ IncludeDir = %s
 [Limits]
 MaxNickLength = 30
 MaxConnectionsIP = 0
-PingTimeout = 120
-PongTimeout = 20
+PingTimeout = %d
+PongTimeout = %d
 [Options]
 PAM = no
 Ident = no
 DNS = no
 `
 
+// Options change the server's configuration.
+type Options struct {
+	// PingTimeout: idle seconds before the server PINGs a client (120);
+	// PongTimeout: seconds it then waits for the PONG (20).
+	PingTimeout, PongTimeout int
+}
+
 // Start runs ngircd for the test and stops it at the test's end.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return StartWith(t, Options{}) }
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	bin, err := ngircdPath()
 	if err != nil {
@@ -165,7 +176,7 @@ func Start(t testing.TB) *Server {
 			t.Fatal(err)
 		}
 		conf := filepath.Join(dir, "ngircd.conf")
-		if err := os.WriteFile(conf, fmt.Appendf(nil, config, port, inc), 0o644); err != nil {
+		if err := os.WriteFile(conf, fmt.Appendf(nil, config, port, inc, cmp.Or(o.PingTimeout, 120), cmp.Or(o.PongTimeout, 20)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), bin: bin, conf: conf}
