@@ -54,6 +54,12 @@ func (s *Store) HoldLock(ctx context.Context, key int64, every time.Duration) (l
 			case <-tick.C:
 			}
 			mu.Lock()
+			select {
+			case <-done: // released while we waited for mu: conn is gone
+				mu.Unlock()
+				return
+			default:
+			}
 			cctx, cancel := context.WithTimeout(context.Background(), every)
 			err := conn.Ping(cctx)
 			cancel()
