@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -63,6 +64,10 @@ type Config struct {
 	MailFrom string // FMN_MAIL_FROM
 	IRCURL   string // FMN_IRC_URL
 	IRCNick  string // FMN_IRC_NICK
+
+	VAPIDPublicKey  string // FMN_VAPID_PUBLIC_KEY; empty = a pair kept in the database
+	VAPIDPrivateKey string // FMN_VAPID_PRIVATE_KEY
+	PushSubject     string // FMN_PUSH_SUBJECT: mailto: or https: contact for push services
 
 	Demo       bool    // FMN_DEMO: run a built-in bus replaying DemoCorpus
 	DemoCorpus string  // FMN_DEMO_CORPUS: a file or folder of envelopes
@@ -138,6 +143,7 @@ var known = map[string]bool{
 	"FMN_VALIDATE_SIGNATURES": true, "FMN_CA_CERT": true, "FMN_CRL": true,
 	"FMN_ROUTING_POLICY": true, "FMN_ROUTING_NITPICKY": true, "FMN_BUS_REPLAY": true,
 	"FMN_SMTP_URL": true, "FMN_MAIL_FROM": true, "FMN_IRC_URL": true, "FMN_IRC_NICK": true,
+	"FMN_VAPID_PUBLIC_KEY": true, "FMN_VAPID_PRIVATE_KEY": true, "FMN_PUSH_SUBJECT": true,
 	"FMN_DEMO": true, "FMN_DEMO_CORPUS": true, "FMN_DEMO_RATE": true,
 	"FMN_ADMINS": true, "FMN_LOG_LEVEL": true,
 	"FMN_OIDC_ISSUER": true, "FMN_OIDC_CLIENT_ID": true, "FMN_OIDC_CLIENT_SECRET": true, "FMN_OIDC_USERNAME_CLAIM": true,
@@ -184,6 +190,9 @@ func parse(vals map[string]string) (Config, error) {
 		MailFrom:           get("FMN_MAIL_FROM", DefaultMailFrom),
 		IRCURL:             get("FMN_IRC_URL", ""),
 		IRCNick:            get("FMN_IRC_NICK", DefaultIRCNick),
+		VAPIDPublicKey:     get("FMN_VAPID_PUBLIC_KEY", ""),
+		VAPIDPrivateKey:    get("FMN_VAPID_PRIVATE_KEY", ""),
+		PushSubject:        get("FMN_PUSH_SUBJECT", ""),
 		Demo:               getBool("FMN_DEMO"),
 		DemoCorpus:         get("FMN_DEMO_CORPUS", filepath.Join("testdata", "fedmsg-meta.jsonl")),
 		Admins:             splitList(get("FMN_ADMINS", "")),
@@ -195,6 +204,10 @@ func parse(vals map[string]string) (Config, error) {
 	}
 	if c.BaseURL == "" {
 		c.BaseURL = "http://" + c.Listen
+	}
+	if c.PushSubject == "" {
+		// Push services want a contact for the sender; the mail sender is one.
+		c.PushSubject = "mailto:" + c.MailFrom
 	}
 	var err error
 	if c.MaxMessageBytes, err = strconv.Atoi(get("FMN_MAX_MESSAGE_BYTES", strconv.Itoa(DefaultMaxMessageBytes))); err != nil || c.MaxMessageBytes < 1024 {
@@ -255,6 +268,15 @@ func (c Config) validate() []error {
 			errs = append(errs, errors.New("FMN_IRC_URL: want irc://host:port or ircs://host:port"))
 		}
 	}
+	if c.IRCURL != "" && !ircNickRE.MatchString(c.IRCNick) {
+		errs = append(errs, fmt.Errorf("FMN_IRC_NICK: %q is not an IRC nick", c.IRCNick))
+	}
+	if (c.VAPIDPublicKey == "") != (c.VAPIDPrivateKey == "") {
+		errs = append(errs, errors.New("FMN_VAPID_PUBLIC_KEY and FMN_VAPID_PRIVATE_KEY: give both or neither"))
+	}
+	if !strings.HasPrefix(c.PushSubject, "mailto:") && !strings.HasPrefix(c.PushSubject, "https://") || strings.ContainsAny(c.PushSubject, " \r\n") {
+		errs = append(errs, fmt.Errorf("FMN_PUSH_SUBJECT: %q: want mailto:address or an https:// URL", c.PushSubject))
+	}
 	if c.OIDCIssuer != "" {
 		if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("FMN_OIDC_ISSUER: %q is not an http(s) URL", c.OIDCIssuer))
@@ -294,8 +316,11 @@ func (c Config) LogValues() []any {
 		smtp = Redacted(c.SMTPURL)
 	}
 	return []any{"database", db, "listen", c.Listen, "base_url", c.BaseURL,
-		"bus_endpoints", c.BusEndpoints, "smtp", smtp, "demo", c.Demo}
+		"bus_endpoints", c.BusEndpoints, "smtp", smtp, "irc", Redacted(c.IRCURL), "demo", c.Demo}
 }
+
+// ircNickRE is RFC 2812's nick syntax, up to 30 characters.
+var ircNickRE = regexp.MustCompile("^[A-Za-z\\[\\]\\\\`_^{|}][A-Za-z0-9\\[\\]\\\\`_^{|}-]{0,29}$")
 
 func splitList(s string) []string {
 	var out []string

@@ -36,8 +36,13 @@ func ValidateAddress(kind, address string) (string, error) {
 			return "", apperr.Invalid("address", "%q is not a plain email address like name@example.org", address)
 		}
 		return address, nil
-	case ChannelIRC, ChannelPush:
-		return "", apperr.Invalid("kind", "%s destinations are not available yet", kind)
+	case ChannelIRC:
+		if !ValidNick(address) {
+			return "", apperr.Invalid("address", "%q is not an IRC nick: 1–30 letters, digits or []\\`_^{|}-, not starting with a digit or '-'", address)
+		}
+		return address, nil
+	case ChannelPush:
+		return validateSubscription(address)
 	default:
 		return "", apperr.Invalid("kind", "kind must be email, irc or push")
 	}

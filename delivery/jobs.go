@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -67,6 +68,10 @@ func (q Queue) Enqueue(ctx context.Context, tx pgx.Tx, ns []store.NewNotificatio
 		switch n.Kind {
 		case ChannelEmail:
 			params = append(params, river.InsertManyParams{Args: EmailArgs{NotificationID: n.ID}})
+		case ChannelIRC:
+			params = append(params, river.InsertManyParams{Args: IRCArgs{NotificationID: n.ID}})
+		case ChannelPush:
+			params = append(params, river.InsertManyParams{Args: PushArgs{NotificationID: n.ID}})
 		default:
 			// A channel whose sender is not built cannot have confirmed
 			// destinations; keep the row, queue nothing.
@@ -81,7 +86,25 @@ func (q Queue) Enqueue(ctx context.Context, tx pgx.Tx, ns []store.NewNotificatio
 	return nil
 }
 
-// Workers bundles what the job workers need.
+// ConfirmJob is the job that sends a new destination of kind its
+// confirmation, through that very channel.
+func ConfirmJob(kind string, destinationID int64) river.JobArgs {
+	switch kind {
+	case ChannelIRC:
+		return IRCConfirmArgs{DestinationID: destinationID}
+	case ChannelPush:
+		return PushConfirmArgs{DestinationID: destinationID}
+	}
+	return ConfirmArgs{DestinationID: destinationID}
+}
+
+// IRCQueueConfig: IRC jobs mostly wait for their turn in the bot's paced
+// queues; many in flight let a burst fold into one "N more" line.
+var IRCQueueConfig = river.QueueConfig{MaxWorkers: 200}
+
+// Workers bundles what the job workers need. IRC and Push may be nil: their
+// kinds are still registered (so any role can insert them) but their queues
+// are worked only where the channel is set up.
 type Workers struct {
 	Email      *EmailWorker
 	Confirm    *ConfirmWorker
@@ -89,6 +112,11 @@ type Workers struct {
 	Test       *TestSendWorker
 	Digest     *DigestWorker
 	DigestTick *DigestTickWorker
+
+	IRC         *IRCWorker
+	IRCConfirm  *IRCConfirmWorker
+	Push        *PushWorker
+	PushConfirm *PushConfirmWorker
 }
 
 // NewClient builds the River client. With work false it only inserts jobs
@@ -102,6 +130,10 @@ func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*riv
 	river.AddWorker(workers, w.DigestTick)
 	river.AddWorker(workers, w.Login)
 	river.AddWorker(workers, w.Test)
+	river.AddWorker(workers, cmp.Or(w.IRC, &IRCWorker{}))
+	river.AddWorker(workers, cmp.Or(w.IRCConfirm, &IRCConfirmWorker{}))
+	river.AddWorker(workers, cmp.Or(w.Push, &PushWorker{}))
+	river.AddWorker(workers, cmp.Or(w.PushConfirm, &PushConfirmWorker{}))
 	cfg := &river.Config{
 		Workers:     workers,
 		Logger:      log,
@@ -118,6 +150,13 @@ func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*riv
 		cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(DigestTickEvery),
 			func() (river.JobArgs, *river.InsertOpts) { return DigestTickArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true}))
+		// A bot with a Lock adds its queue when it takes the lock.
+		if w.IRC != nil && w.IRC.Bot != nil && w.IRC.Bot.Lock == nil {
+			cfg.Queues[ChannelIRC] = IRCQueueConfig
+		}
+		if w.Push != nil && w.Push.Pusher != nil {
+			cfg.Queues[ChannelPush] = river.QueueConfig{MaxWorkers: 20}
+		}
 		cfg.FetchCooldown = 20 * time.Millisecond
 		cfg.FetchPollInterval = 500 * time.Millisecond
 	}

@@ -15,5 +15,6 @@ if [ -z "${FMN_TEST_DATABASE_URL:-}" ]; then
   trap 'bin/fmn dev-postgres stop -dir "$dir" || true' EXIT
 fi
 scripts/ensure-chromium.sh
+scripts/ensure-ngircd.sh
 go vet ./...
 go test -count=1 -timeout 14m "$@" ./...

@@ -265,11 +265,13 @@ func (s *Store) Secret(ctx context.Context, name string) ([]byte, error) {
 	return v, translate(err, "read secret")
 }
 
-// DisableDestination turns a destination off (one-click unsubscribe) and
-// reports what it was.
-func (s *Store) DisableDestination(ctx context.Context, id int64) (Destination, error) {
-	d, err := scanDestination(s.Pool.QueryRow(ctx, `UPDATE destinations SET enabled = false WHERE id = $1
-		RETURNING `+destinationCols, id))
+// DisableDestination turns a destination off and returns it. A reason (a
+// push subscription the push service says is gone) is shown to its owner;
+// "" (a one-click unsubscribe) leaves the shown reason as it was.
+func (s *Store) DisableDestination(ctx context.Context, id int64, reason string) (Destination, error) {
+	d, err := scanDestination(s.Pool.QueryRow(ctx, `UPDATE destinations SET enabled = false,
+		failing_reason = coalesce(nullif($2, ''), failing_reason) WHERE id = $1
+		RETURNING `+destinationCols, id, reason))
 	return d, translate(err, "disable destination")
 }
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -63,38 +64,49 @@ type newDestination struct {
 	Address string `json:"address"`
 }
 
-// createDestination stores the destination unconfirmed and queues its
-// confirmation in the same transaction: either both happen or neither.
+// createDestination adds a destination (see addDestination).
 func (s *Server) createDestination(w http.ResponseWriter, r *http.Request) error {
 	var in newDestination
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	addr, err := delivery.ValidateAddress(in.Kind, in.Address)
-	if err != nil {
-		return err
-	}
-	u := userFrom(r.Context())
-	var d store.Destination
-	err = s.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-		var err error
-		if d, err = store.CreateDestination(r.Context(), tx, u.ID, in.Kind, addr); err != nil {
-			return err
-		}
-		if err := store.RecordConfirmSend(r.Context(), tx, u.ID, addr, confirmLimits, time.Now()); err != nil {
-			return err
-		}
-		_, err = s.Jobs.InsertTx(r.Context(), tx, delivery.ConfirmArgs{DestinationID: d.ID}, nil)
-		return err
-	})
-	if err == apperr.ErrConflict {
-		return apperr.Invalid("address", "you already have this destination")
-	}
+	d, err := s.addDestination(r.Context(), userFrom(r.Context()), in.Kind, in.Address)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, d)
 	return nil
+}
+
+// addDestination validates and stores a destination unconfirmed, with the
+// job that sends its confirmation through that very channel, in one
+// transaction: either both happen or neither. The API and the page share it.
+func (s *Server) addDestination(ctx context.Context, u store.User, kind, address string) (store.Destination, error) {
+	addr, err := delivery.ValidateAddress(kind, address)
+	if err != nil {
+		return store.Destination{}, err
+	}
+	var d store.Destination
+	err = s.Store.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if d, err = store.CreateDestination(ctx, tx, u.ID, kind, addr); err != nil {
+			return err
+		}
+		if kind == delivery.ChannelPush && viaSession(ctx) {
+			// The signed-in browser subscribed itself: it is the proof.
+			d, err = store.ConfirmNow(ctx, tx, d.ID)
+			return err
+		}
+		if err := store.RecordConfirmSend(ctx, tx, u.ID, addr, confirmLimits, time.Now()); err != nil {
+			return err
+		}
+		_, err = s.Jobs.InsertTx(ctx, tx, delivery.ConfirmJob(kind, d.ID), nil)
+		return err
+	})
+	if err == apperr.ErrConflict {
+		return d, apperr.Invalid("address", "you already have this destination")
+	}
+	return d, err
 }
 
 type confirmBody struct {

@@ -27,7 +27,9 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 					s.api(func(http.ResponseWriter, *http.Request) error { return err })(w, r)
 					return
 				}
-				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey, u)))
+				// markSession: a push subscription made here needs no
+				// confirmation (the signed-in browser made it).
+				next.ServeHTTP(w, r.WithContext(context.WithValue(markSession(r.Context()), userKey, u)))
 				return
 			}
 		}

@@ -33,6 +33,9 @@ type Deps struct {
 	BaseURL string
 	Auth    AuthConfig
 	Log     *slog.Logger
+	// VAPIDPublicKey is served to browsers subscribing to push; empty
+	// when push is not set up in this process.
+	VAPIDPublicKey string
 }
 
 // Server holds the parsed templates and dependencies.
@@ -103,6 +106,7 @@ func (s *Server) Handler() http.Handler {
 			s.userPages(r)
 		})
 	})
+	s.pushRoutes(r)
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.requireToken)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/jackc/pgx/v5"
 
 	"fmn/apperr"
 	"fmn/delivery"
@@ -360,25 +359,11 @@ func (s *Server) destinationsPage(w http.ResponseWriter, r *http.Request) error 
 	return s.renderDestinations(w, r, http.StatusOK, destinationsPage{})
 }
 
-// addDestinationForm stores the destination unconfirmed and queues its
-// confirmation in one transaction, as the API does.
+// addDestinationForm adds a destination from the page's form.
 func (s *Server) addDestinationForm(w http.ResponseWriter, r *http.Request) error {
 	u := userFrom(r.Context())
 	kind, address := r.PostFormValue("kind"), strings.TrimSpace(r.PostFormValue("address"))
-	addr, err := delivery.ValidateAddress(kind, address)
-	if err == nil {
-		err = s.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-			d, err := store.CreateDestination(r.Context(), tx, u.ID, kind, addr)
-			if err != nil {
-				return err
-			}
-			_, err = s.Jobs.InsertTx(r.Context(), tx, delivery.ConfirmArgs{DestinationID: d.ID}, nil)
-			return err
-		})
-		if err == apperr.ErrConflict {
-			err = apperr.Invalid("address", "you already have this destination")
-		}
-	}
+	_, err := s.addDestination(r.Context(), u, kind, address)
 	if err != nil {
 		errs, err := fieldErrors(err)
 		if err != nil {

@@ -54,7 +54,7 @@ func (s *Server) unsubscribePost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d, err := s.Store.DisableDestination(r.Context(), id)
+	d, err := s.Store.DisableDestination(r.Context(), id, "")
 	if err != nil {
 		return err
 	}

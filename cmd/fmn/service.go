@@ -117,17 +117,27 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	ms := delivery.MailSettings{From: cfg.MailFrom, BaseURL: cfg.BaseURL}
 	sender := &delivery.Sender{Store: st, Mailer: mailer, Render: render, Settings: ms,
 		Unsubscribe: &delivery.Unsubscriber{Store: st}, Metrics: m, Log: log}
-	jobs, err := delivery.NewClient(st.Pool, delivery.Workers{
+	workers := delivery.Workers{
 		Email:      &delivery.EmailWorker{Sender: sender},
 		Confirm:    &delivery.ConfirmWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
 		Login:      &delivery.LoginWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
 		Test:       &delivery.TestSendWorker{Store: st, Mailer: mailer, Settings: ms, Log: log},
 		Digest:     &delivery.DigestWorker{Sender: sender},
 		DigestTick: &delivery.DigestTickWorker{Sender: sender},
-	}, r.work, log)
+	}
+	// The IRC bot and push live beside the workers and stop after them.
+	chanCtx, stopChannels := context.WithCancel(context.WithoutCancel(ctx))
+	var chans errgroup.Group
+	defer func() { stopChannels(); _ = chans.Wait() }()
+	vapidPub, startChannels, err := setUpChannels(chanCtx, &chans, cfg, st, m, r, &workers, log)
 	if err != nil {
 		return err
 	}
+	jobs, err := delivery.NewClient(st.Pool, workers, r.work, log)
+	if err != nil {
+		return err
+	}
+	startChannels(jobs)
 
 	busCtx, stopBus := context.WithCancel(ctx)
 	defer stopBus()
@@ -174,7 +184,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	if r.web {
 		hub := web.NewHub(st, log)
 		bus.Go(func() error { return hub.Run(busCtx) })
-		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, Auth: web.AuthConfig{
+		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub, Auth: web.AuthConfig{
 			OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,
 			OIDCUsernameClaim: cfg.OIDCUsernameClaim, Admins: cfg.Admins}}
 		if sub != nil {
@@ -212,6 +222,8 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	if r.work {
 		stopWorkers(jobs, log)
 	}
+	stopChannels()
+	_ = chans.Wait()
 	log.Info("stopped")
 	return nil
 }
