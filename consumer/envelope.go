@@ -30,7 +30,13 @@ type Envelope struct {
 	Body      any    // the "msg" value
 	Username  string
 	Timestamp *time.Time
-	Seq       int64 // "i", the publisher's counter; 0 when absent
+	Seq       int64 // "i", the publishing process's counter; 0 when absent
+	// SeqID is "seq_id", the number a publisher with a persistent store
+	// (and so a replay endpoint) gives each message; 0 when absent. It
+	// survives the publisher's restarts, unlike "i", and is what replay
+	// queries ask for, so gap detection follows it.
+	SeqID   int64
+	Headers map[string]any // "headers", newer publishers' free-form metadata
 	Fields    map[string]any
 	Raw       []byte // the envelope frame as received
 }
@@ -73,6 +79,9 @@ func Decode(raw []byte, maxBytes int) (Envelope, error) {
 	}
 	if !utf8.Valid(raw) {
 		return Envelope{}, bad("json", "envelope is not valid UTF-8")
+	}
+	if jsonDepth(raw) > maxDepth {
+		return Envelope{}, bad("nesting", "envelope nests deeper than %d levels", maxDepth)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -131,7 +140,53 @@ func Decode(raw []byte, maxBytes int) (Envelope, error) {
 		}
 		env.Seq = i
 	}
+	if v, ok := fields["seq_id"]; ok && v != nil {
+		n, ok := v.(json.Number)
+		i, err := n.Int64()
+		if !ok || err != nil || i < 0 {
+			return Envelope{}, bad("shape", "seq_id must be a non-negative integer")
+		}
+		env.SeqID = i
+	}
+	if v, ok := fields["headers"]; ok && v != nil {
+		h, ok := v.(map[string]any)
+		if !ok {
+			return Envelope{}, bad("shape", "headers must be an object")
+		}
+		env.Headers = h
+	}
 	return env, nil
+}
+
+// maxDepth bounds how deeply an envelope may nest: real ones stay under
+// ten levels; deeper input is an attack on the decoder's stack and time.
+const maxDepth = 64
+
+// jsonDepth returns the deepest nesting of arrays and objects in raw,
+// skipping strings. It does not validate; the decoder does that.
+func jsonDepth(raw []byte) int {
+	depth, deepest, inStr := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inStr {
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+		case '[', '{':
+			depth++
+			deepest = max(deepest, depth)
+		case ']', '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // DeriveMsgID gives old envelopes without msg_id a stable id: a hash of the

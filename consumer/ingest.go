@@ -31,6 +31,11 @@ type Ingester struct {
 	// OnStored, when set, is called after each committed batch with the
 	// number of new messages (the web UI's live view listens here).
 	OnStored func(n int)
+	// Replay, when set, fetches what a gap in an endpoint's seq_id
+	// stream lost (see sequence.go).
+	Replay Replayer
+
+	positions map[string]int64 // committed last seq_id per endpoint
 }
 
 // maxBatch bounds one transaction: big enough to amortise the commit under a
@@ -65,28 +70,69 @@ func (in *Ingester) Run(ctx context.Context, src <-chan Received) error {
 				break drain
 			}
 		}
-		backoff := 100 * time.Millisecond
-		for {
-			err := in.Ingest(ctx, batch)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			in.Log.Error("storing bus messages failed, retrying", "err", err, "batch", len(batch), "backoff", backoff)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 10*time.Second)
+		if err := in.ingestRetrying(ctx, batch); err != nil {
+			return nil
 		}
 	}
 }
 
-// Ingest stores one batch and its notifications.
+// ingestRetrying plans and stores a batch, retrying with backoff until it
+// is stored or ctx ends (its only error). A plan (with what a replay
+// fetched) is made once and kept across retries of the store.
+func (in *Ingester) ingestRetrying(ctx context.Context, batch []Received) error {
+	backoff := 100 * time.Millisecond
+	var p *batchPlan
+	for {
+		var err error
+		if p == nil {
+			var np batchPlan
+			if np, err = in.plan(ctx, batch); err == nil {
+				p = &np
+			}
+		}
+		if p != nil {
+			if err = in.store(ctx, *p); err == nil {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.Log.Error("storing bus messages failed, retrying", "err", err, "batch", len(batch), "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// Ingest checks one batch's sequence (replaying gaps) and stores it with
+// its notifications, once.
 func (in *Ingester) Ingest(ctx context.Context, batch []Received) error {
+	p, err := in.plan(ctx, batch)
+	if err != nil {
+		return err
+	}
+	return in.store(ctx, p)
+}
+
+// store writes a planned batch, its notifications, delivery jobs, gaps and
+// positions in one transaction.
+func (in *Ingester) store(ctx context.Context, p batchPlan) error {
+	// The same msg_id twice in one batch (a relay and its source, or a
+	// replayed message that also arrived live) is stored once.
+	seen := make(map[string]bool, len(p.msgs))
+	batch := p.msgs[:0:0]
+	for _, r := range p.msgs {
+		if seen[r.Envelope.MsgID] {
+			in.Metrics.BusDuplicate.Inc()
+			continue
+		}
+		seen[r.Envelope.MsgID] = true
+		batch = append(batch, r)
+	}
 	msgs := make([]store.NewMessage, len(batch))
 	for i, r := range batch {
 		e := r.Envelope
@@ -132,11 +178,15 @@ func (in *Ingester) Ingest(ctx context.Context, batch []Received) error {
 				return fmt.Errorf("queue deliveries: %w", err)
 			}
 		}
-		return nil
+		if err := store.InsertBusGaps(ctx, tx, p.gaps); err != nil {
+			return err
+		}
+		return store.SaveBusPositions(ctx, tx, p.positions)
 	})
 	if err != nil {
 		return err
 	}
+	in.committed(p)
 	in.Metrics.BusStored.Add(float64(stored))
 	in.Metrics.BusDuplicate.Add(float64(dup))
 	in.Metrics.Matched.Add(float64(matched))
