@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"time"
@@ -89,7 +90,7 @@ func Decode(raw []byte, maxBytes int) (Envelope, error) {
 	if err := dec.Decode(&fields); err != nil {
 		return Envelope{}, bad("json", "envelope is not a JSON object: %v", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return Envelope{}, bad("json", "trailing data after the envelope")
 	}
 	if fields == nil {
