@@ -38,8 +38,8 @@ type Envelope struct {
 	// queries ask for, so gap detection follows it.
 	SeqID   int64
 	Headers map[string]any // "headers", newer publishers' free-form metadata
-	Fields    map[string]any
-	Raw       []byte // the envelope frame as received
+	Fields  map[string]any
+	Raw     []byte // the envelope frame as received
 }
 
 // DecodeError says why a frame was refused; Reason is a short label for the
