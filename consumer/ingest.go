@@ -118,16 +118,38 @@ func (in *Ingester) Ingest(ctx context.Context, batch []Received) error {
 	return in.store(ctx, p)
 }
 
-// store writes a planned batch, its notifications, delivery jobs, gaps and
-// positions in one transaction.
+// store writes a planned batch. When the batch fails for a message's
+// content (which no retry cures), the messages are stored one at a time
+// and the ones the database refuses are dropped and counted (reason
+// "unstorable"), so that one message can never stall the bus.
 func (in *Ingester) store(ctx context.Context, p batchPlan) error {
+	err := in.storeTx(ctx, p)
+	if err == nil || !isDataError(err) {
+		return err
+	}
+	for _, r := range p.msgs {
+		err := in.storeTx(ctx, batchPlan{msgs: []Received{r}})
+		if isDataError(err) {
+			in.Metrics.BusDropped.WithLabelValues("unstorable").Inc()
+			in.Log.Error("dropped a bus message the database refuses", "endpoint", r.Endpoint, "msg_id", r.Envelope.MsgID, "err", err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return in.storeTx(ctx, batchPlan{positions: p.positions, gaps: p.gaps})
+}
+
+// storeTx writes a planned batch, its notifications, delivery jobs, gaps
+// and positions in one transaction.
+func (in *Ingester) storeTx(ctx context.Context, p batchPlan) error {
 	// The same msg_id twice in one batch (a relay and its source, or a
 	// replayed message that also arrived live) is stored once.
 	seen := make(map[string]bool, len(p.msgs))
 	batch := p.msgs[:0:0]
 	for _, r := range p.msgs {
 		if seen[r.Envelope.MsgID] {
-			in.Metrics.BusDuplicate.Inc()
 			continue
 		}
 		seen[r.Envelope.MsgID] = true
@@ -137,11 +159,11 @@ func (in *Ingester) store(ctx context.Context, p batchPlan) error {
 	for i, r := range batch {
 		e := r.Envelope
 		msgs[i] = store.NewMessage{
-			MsgID:    e.MsgID,
-			Meta:     meta.Extract(e.Topic, e.Body, e.Username),
+			MsgID:    cleanNUL(e.MsgID),
+			Meta:     storableMeta(meta.Extract(e.Topic, e.Body, e.Username)),
 			SentAt:   e.Timestamp,
 			Endpoint: r.Endpoint,
-			Envelope: e.Raw,
+			Envelope: storableEnvelope(e),
 		}
 	}
 	var stored, dup, matched int
@@ -188,7 +210,7 @@ func (in *Ingester) store(ctx context.Context, p batchPlan) error {
 	}
 	in.committed(p)
 	in.Metrics.BusStored.Add(float64(stored))
-	in.Metrics.BusDuplicate.Add(float64(dup))
+	in.Metrics.BusDuplicate.Add(float64(dup + len(p.msgs) - len(batch)))
 	in.Metrics.Matched.Add(float64(matched))
 	if in.OnStored != nil && stored > 0 {
 		in.OnStored(stored)

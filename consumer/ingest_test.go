@@ -186,3 +186,31 @@ func TestReplayStoreAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestNULStored: JSON allows "\u0000", PostgreSQL's text and jsonb do not;
+// such a message (one of the signed vectors has one) is stored with U+FFFD
+// instead of stalling its batch.
+func TestNULStored(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.New(t)
+	in := newIngester(t, st, nil)
+	env, err := Decode([]byte(`{"topic":"org.fedoraproject.prod.test.nul","msg":{"agent":"\u0000ctl","x\u0000":["a\u0000"]},"msg_id":"nul\u0000id","username":"\u0000"}`), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := received(t, "ep", "fine", 0)
+	if err := in.Ingest(ctx, []Received{{Endpoint: "ep", Envelope: env}, ok}); err != nil {
+		t.Fatal(err)
+	}
+	var agent string
+	if err := st.Pool.QueryRow(ctx, `SELECT envelope->'msg'->>'agent' FROM messages WHERE msg_id = $1`, "nul\uFFFDid").Scan(&agent); err != nil {
+		t.Fatal(err)
+	}
+	if agent != "\uFFFDctl" {
+		t.Fatalf("stored agent %q", agent)
+	}
+	if n, _ := st.CountMessages(ctx); n != 2 {
+		t.Fatalf("%d messages stored, want 2", n)
+	}
+}
