@@ -31,6 +31,9 @@ type Ingester struct {
 	// OnStored, when set, is called after each committed batch with the
 	// number of new messages (the web UI's live view listens here).
 	OnStored func(n int)
+	// Committed, when set, is called after each committed batch with its
+	// messages (stored or found already there), e.g. to measure latency.
+	Committed func(batch []Received)
 	// Replay, when set, fetches what a gap in an endpoint's seq_id
 	// stream lost (see sequence.go).
 	Replay Replayer
@@ -40,7 +43,7 @@ type Ingester struct {
 
 // maxBatch bounds one transaction: big enough to amortise the commit under a
 // burst, small enough to keep latency low.
-const maxBatch = 256
+const maxBatch = 1000
 
 // Run stores messages from src until it is closed or ctx ends. A database
 // error is retried with backoff, never dropped: what a subscriber read is
@@ -173,26 +176,24 @@ func (in *Ingester) storeTx(ctx context.Context, p batchPlan) error {
 		if err != nil {
 			return err
 		}
-		ids, err := store.InsertMessages(ctx, tx, msgs)
+		ids, err := store.InsertMessageBatch(ctx, tx, msgs)
 		if err != nil {
 			return err
 		}
-		var all []store.NewNotification
+		var mms []store.MessageMatches
 		for i, id := range ids {
 			if id == 0 {
 				dup++
 				continue
 			}
 			stored++
-			ms := set.Match(msgs[i].Meta)
-			if len(ms) == 0 {
-				continue
+			if ms := set.Match(msgs[i].Meta); len(ms) > 0 {
+				mms = append(mms, store.MessageMatches{MessageID: id, Matches: ms})
 			}
-			ns, err := store.InsertNotifications(ctx, tx, id, ms)
-			if err != nil {
-				return err
-			}
-			all = append(all, ns...)
+		}
+		all, err := store.InsertNotificationBatch(ctx, tx, mms)
+		if err != nil {
+			return err
 		}
 		matched = len(all)
 		if len(all) > 0 {
@@ -212,6 +213,9 @@ func (in *Ingester) storeTx(ctx context.Context, p batchPlan) error {
 	in.Metrics.BusStored.Add(float64(stored))
 	in.Metrics.BusDuplicate.Add(float64(dup + len(p.msgs) - len(batch)))
 	in.Metrics.Matched.Add(float64(matched))
+	if in.Committed != nil {
+		in.Committed(batch)
+	}
 	if in.OnStored != nil && stored > 0 {
 		in.OnStored(stored)
 	}
