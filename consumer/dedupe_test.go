@@ -115,7 +115,9 @@ func TestDedupe(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, 60*time.Second, "every copy handled", func() bool { return a.handled()+b.handled() == 4*n })
+	waitFor(t, 60*time.Second, "every copy handled", func() bool {
+		return a.handled()+b.handled() == 4*n
+	})
 	if s := value(a.in.Metrics.BusStored) + value(b.in.Metrics.BusStored); s != n {
 		t.Fatalf("instances stored %v messages in all, want %d", s, n)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"fmn/metrics"
 	"fmn/rules"
-	"fmn/rules/meta"
 	"fmn/store"
 )
 
@@ -49,6 +48,22 @@ const maxBatch = 1000
 // error is retried with backoff, never dropped: what a subscriber read is
 // stored before the ingester takes the next batch.
 func (in *Ingester) Run(ctx context.Context, src <-chan Received) error {
+	// A stage of its own extracts each message's metadata while the
+	// previous batch is in the database: the two overlap instead of
+	// adding up.
+	extracted := make(chan Received, maxBatch)
+	go func(in <-chan Received) {
+		defer close(extracted)
+		for r := range in {
+			r.extract()
+			select {
+			case extracted <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}(src)
+	src = extracted
 	batch := make([]Received, 0, maxBatch)
 	for {
 		batch = batch[:0]
@@ -163,7 +178,7 @@ func (in *Ingester) storeTx(ctx context.Context, p batchPlan) error {
 		e := r.Envelope
 		msgs[i] = store.NewMessage{
 			MsgID:    cleanNUL(e.MsgID),
-			Meta:     storableMeta(meta.Extract(e.Topic, e.Body, e.Username)),
+			Meta:     r.extract(),
 			SentAt:   e.Timestamp,
 			Endpoint: r.Endpoint,
 			Envelope: storableEnvelope(e),

@@ -98,7 +98,7 @@ func startLoad(t *testing.T, corpus []map[string]any) *loadRig {
 			t.Fatal(err)
 		}
 		if _, err := st.SaveRule(ctx, rules.Rule{UserID: u.ID, Name: "r", Enabled: true,
-			Track: track(i, apps),
+			Track:        track(i, apps),
 			Destinations: []int64{dest}}); err != nil {
 			t.Fatal(err)
 		}

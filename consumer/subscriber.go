@@ -13,6 +13,7 @@ import (
 
 	"fmn/consumer/fedmsg"
 	"fmn/metrics"
+	"fmn/rules/meta"
 )
 
 // Received is one decoded bus message and where it came from.
@@ -21,6 +22,19 @@ type Received struct {
 	Envelope   Envelope
 	ReceivedAt time.Time
 	Replayed   bool // fetched from the publisher's replay endpoint
+
+	meta *meta.Metadata // what the rules see, once extracted
+}
+
+// extract returns (computing once) the message's metadata, cleaned for
+// storing.
+func (r *Received) extract() meta.Metadata {
+	if r.meta == nil {
+		e := r.Envelope
+		m := storableMeta(meta.Extract(e.Topic, e.Body, e.Username))
+		r.meta = &m
+	}
+	return *r.meta
 }
 
 // EndpointStatus is what /readyz and the admin page show of an endpoint.
