@@ -83,6 +83,8 @@ type Subscriber struct {
 
 	mu     sync.Mutex
 	status map[string]*EndpointStatus
+	logged map[string]time.Time // reason → when a drop was last logged
+	quiet  map[string]int       // reason → drops not logged since
 }
 
 // Run reads until ctx ends, sending decoded messages to out. Invalid frames
@@ -149,11 +151,31 @@ func (s *Subscriber) update(ep string, f func(*EndpointStatus)) {
 	}
 }
 
-// drop counts a refused message.
+// dropLogEvery is how often a drop of one reason is logged: a flood of bad
+// frames must not become a flood of log lines (the metric counts them all).
+const dropLogEvery = 10 * time.Second
+
+// drop counts a refused message, and logs it unless one of the same reason
+// was logged within dropLogEvery.
 func (s *Subscriber) drop(ep, reason string, err error) {
 	s.Metrics.BusDropped.WithLabelValues(reason).Inc()
-	s.update(ep, func(st *EndpointStatus) { st.Dropped++ })
-	s.Log.Warn("dropped bus message", "endpoint", ep, "reason", reason, "err", err)
+	now := time.Now()
+	s.mu.Lock()
+	if st, ok := s.status[ep]; ok {
+		st.Dropped++
+	}
+	if s.logged == nil {
+		s.logged, s.quiet = map[string]time.Time{}, map[string]int{}
+	}
+	if now.Sub(s.logged[reason]) < dropLogEvery {
+		s.quiet[reason]++
+		s.mu.Unlock()
+		return
+	}
+	suppressed := s.quiet[reason]
+	s.logged[reason], s.quiet[reason] = now, 0
+	s.mu.Unlock()
+	s.Log.Warn("dropped bus message", "endpoint", ep, "reason", reason, "err", err, "not_logged_since_last", suppressed)
 }
 
 func (s *Subscriber) runEndpoint(ctx context.Context, ep string, q *backlog) {

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Runs fmn's Go benchmarks and prints their figures as `bench: NAME VALUE UNIT`.
+# Runs fmn's Go benchmarks and load generators against a throwaway
+# PostgreSQL cluster (unless FMN_TEST_DATABASE_URL names a server) and
+# prints their figures as `bench: NAME VALUE UNIT`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/testpg.sh
 go test -run '^$' -bench . -benchmem -count=1 ./... | tee /dev/stderr | awk '
   /^Benchmark/ { name=$1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name);
                  for (i = 3; i < NF; i += 2) printf "bench: %s_%s %s %s\n", name, $(i+1), $i, $(i+1) }
   /^bench: / { print }'
+# Load generators: tests that run only with FMN_BENCH set and print their
+# own bench: lines (the consumer's publish → stored path).
+FMN_BENCH=1 go test -run 'Load$' -count=1 -v ./consumer/ | tee /dev/stderr | awk '/^bench: / { print }'

@@ -14,6 +14,7 @@ import (
 
 	"fmn/consumer"
 	"fmn/consumer/fedmsg"
+	"fmn/rules"
 	"fmn/rules/meta"
 	"fmn/store"
 )
@@ -221,8 +222,28 @@ func (e env) tail(ctx context.Context, args []string) error {
 	fs := e.flags("tail")
 	endpoint := fs.String("endpoint", "tcp://127.0.0.1:9940", "ZeroMQ address to connect to")
 	prefix := fs.String("topic", "", "topic prefix to subscribe to (empty: everything)")
+	glob := fs.String("glob", "", "print only topics matching this glob (* matches anything, dots included)")
+	validate := fs.Bool("validate", false, "print each message's signature verdict instead of the envelope (needs -ca)")
+	ca := fs.String("ca", "", "CA certificate (PEM), for -validate")
+	crl := fs.String("crl", "", "certificate revocation list (PEM), for -validate")
+	policy := fs.String("routing-policy", "", "routing policy JSON, for -validate")
+	nitpicky := fs.Bool("nitpicky", false, "with -validate: refuse topics the routing policy does not list")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var v *fedmsg.Verifier
+	if *validate {
+		if *ca == "" {
+			return errors.New("tail: -validate needs -ca")
+		}
+		var err error
+		if v, err = fedmsg.LoadVerifierFiles(*ca, *crl, *policy, *nitpicky); err != nil {
+			return fmt.Errorf("tail: %w", err)
+		}
+	}
+	var match func(string) bool
+	if *glob != "" {
+		match = rules.CompileGlob(*glob).Match
 	}
 	sub := zmq4.NewSub(ctx, zmq4.WithAutomaticReconnect(true), zmq4.WithDialerMaxRetries(-1))
 	defer sub.Close()
@@ -246,6 +267,23 @@ func (e env) tail(ctx context.Context, args []string) error {
 		env, err := consumer.DecodeFrames(m.Frames, 0)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "fmn tail: skipped a bad message: %v\n", err)
+			continue
+		}
+		if match != nil && !match(env.Topic) {
+			continue
+		}
+		if v != nil {
+			out := verdict{MsgID: env.MsgID, Valid: true, Reason: "ok"}
+			if err := v.Verify(env.Fields); err != nil {
+				out.Valid, out.Reason = false, err.Error()
+			}
+			b, _ := json.Marshal(struct {
+				Topic string `json:"topic"`
+				verdict
+			}{env.Topic, out})
+			w.Write(b)
+			w.WriteByte('\n')
+			w.Flush()
 			continue
 		}
 		w.Write(env.Raw)
