@@ -48,6 +48,9 @@ const (
 	// the bus but not yet stored (counted at about three times their raw
 	// size): at Fedora's rates that is hours of a stalled database.
 	DefaultBusBufferBytes = 256 << 20
+	// DefaultOIDCUsernameClaim is the standard claim for a login name;
+	// Fedora's accounts put the FAS name there too.
+	DefaultOIDCUsernameClaim = "preferred_username"
 )
 
 // Config is every setting of fmn. Field comments name the variable.
@@ -81,6 +84,11 @@ type Config struct {
 
 	Admins   []string // FMN_ADMINS: usernames with access to /admin
 	LogLevel string   // FMN_LOG_LEVEL: debug, info, warn, error
+
+	OIDCIssuer        string // FMN_OIDC_ISSUER: sign in with this OpenID provider
+	OIDCClientID      string // FMN_OIDC_CLIENT_ID
+	OIDCClientSecret  string // FMN_OIDC_CLIENT_SECRET
+	OIDCUsernameClaim string // FMN_OIDC_USERNAME_CLAIM: the claim holding the bus username
 }
 
 // Load reads the config file (if path is not empty) and then the environment
@@ -147,9 +155,10 @@ var known = map[string]bool{
 	"FMN_SMTP_URL": true, "FMN_MAIL_FROM": true, "FMN_IRC_URL": true, "FMN_IRC_NICK": true,
 	"FMN_DEMO": true, "FMN_DEMO_CORPUS": true, "FMN_DEMO_RATE": true,
 	"FMN_ADMINS": true, "FMN_LOG_LEVEL": true,
+	"FMN_OIDC_ISSUER": true, "FMN_OIDC_CLIENT_ID": true, "FMN_OIDC_CLIENT_SECRET": true, "FMN_OIDC_USERNAME_CLAIM": true,
 	// Read by the test helpers only; accepted so a developer's shell does not
 	// make the service refuse to start.
-	"FMN_TEST_DATABASE_URL": true,
+	"FMN_TEST_DATABASE_URL": true, "FMN_ARTIFACTS": true,
 }
 
 func parse(vals map[string]string) (Config, error) {
@@ -194,6 +203,10 @@ func parse(vals map[string]string) (Config, error) {
 		DemoCorpus:         get("FMN_DEMO_CORPUS", filepath.Join("testdata", "fedmsg-meta.jsonl")),
 		Admins:             splitList(get("FMN_ADMINS", "")),
 		LogLevel:           get("FMN_LOG_LEVEL", "info"),
+		OIDCIssuer:         strings.TrimRight(get("FMN_OIDC_ISSUER", ""), "/"),
+		OIDCClientID:       get("FMN_OIDC_CLIENT_ID", ""),
+		OIDCClientSecret:   get("FMN_OIDC_CLIENT_SECRET", ""),
+		OIDCUsernameClaim:  get("FMN_OIDC_USERNAME_CLAIM", DefaultOIDCUsernameClaim),
 	}
 	if c.BaseURL == "" {
 		c.BaseURL = "http://" + c.Listen
@@ -262,6 +275,16 @@ func (c Config) validate() []error {
 		if u, err := url.Parse(c.IRCURL); err != nil || (u.Scheme != "irc" && u.Scheme != "ircs") || u.Hostname() == "" {
 			errs = append(errs, errors.New("FMN_IRC_URL: want irc://host:port or ircs://host:port"))
 		}
+	}
+	if c.OIDCIssuer != "" {
+		if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("FMN_OIDC_ISSUER: %q is not an http(s) URL", c.OIDCIssuer))
+		}
+		if c.OIDCClientID == "" {
+			errs = append(errs, errors.New("FMN_OIDC_CLIENT_ID: required when FMN_OIDC_ISSUER is set"))
+		}
+	} else if c.OIDCClientID != "" || c.OIDCClientSecret != "" {
+		errs = append(errs, errors.New("FMN_OIDC_ISSUER: required when FMN_OIDC_CLIENT_ID or FMN_OIDC_CLIENT_SECRET is set"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -85,6 +85,8 @@ func (q Queue) Enqueue(ctx context.Context, tx pgx.Tx, ns []store.NewNotificatio
 type Workers struct {
 	Email   *EmailWorker
 	Confirm *ConfirmWorker
+	Login   *LoginWorker
+	Test    *TestSendWorker
 }
 
 // NewClient builds the River client. With work false it only inserts jobs
@@ -94,6 +96,8 @@ func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*riv
 	workers := river.NewWorkers()
 	river.AddWorker(workers, w.Email)
 	river.AddWorker(workers, w.Confirm)
+	river.AddWorker(workers, w.Login)
+	river.AddWorker(workers, w.Test)
 	cfg := &river.Config{
 		Workers:     workers,
 		Logger:      log,

@@ -125,3 +125,13 @@ CREATE TABLE notifications (
     UNIQUE (message_id, destination_id)
 );
 CREATE INDEX notifications_user ON notifications (user_id, id DESC);
+
+-- Live views (the SSE stream) learn of new notifications through this
+-- channel, whichever process created them; they read the rows themselves.
+CREATE FUNCTION notify_notifications() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('fmn_notifications', '');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER notifications_created AFTER INSERT ON notifications
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_notifications();

@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/testpg.sh
+scripts/ensure-chromium.sh
 go vet ./...
 go test -count=1 -timeout 14m "$@" ./...

@@ -33,7 +33,7 @@ func InsertNotifications(ctx context.Context, tx pgx.Tx, messageID int64, ms []r
 	rows, err := tx.Query(ctx, `
 		WITH ins AS (
 			INSERT INTO notifications (message_id, user_id, rule_id, destination_id)
-			SELECT $1, u, r, d FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS t(u, r, d)
+			SELECT $1, u, nullif(r, 0), d FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS t(u, r, d)
 			ON CONFLICT (message_id, destination_id) DO NOTHING
 			RETURNING id, destination_id)
 		SELECT ins.id, ins.destination_id, d.kind FROM ins JOIN destinations d ON d.id = ins.destination_id`,
@@ -63,11 +63,16 @@ const notificationCols = `n.id, n.status, coalesce(n.error, ''), n.created_at, n
 
 const notificationFrom = ` FROM notifications n JOIN messages m ON m.id = n.message_id LEFT JOIN rules r ON r.id = n.rule_id `
 
+// notificationDests lists the scan targets for notificationCols.
+func notificationDests(n *Notification) []any {
+	m := &n.Message
+	return []any{&n.ID, &n.Status, &n.Error, &n.CreatedAt, &n.SentAt, &n.DestinationID, &n.RuleID, &n.RuleName,
+		&m.ID, &m.MsgID, &m.Topic, &m.App, &m.Agent, &m.Usernames, &m.Packages, &m.Summary, &m.Link, &m.Severity, &m.SentAt, &m.ReceivedAt}
+}
+
 func scanNotification(row pgx.Row) (Notification, error) {
 	var n Notification
-	m := &n.Message
-	err := row.Scan(&n.ID, &n.Status, &n.Error, &n.CreatedAt, &n.SentAt, &n.DestinationID, &n.RuleID, &n.RuleName,
-		&m.ID, &m.MsgID, &m.Topic, &m.App, &m.Agent, &m.Usernames, &m.Packages, &m.Summary, &m.Link, &m.Severity, &m.SentAt, &m.ReceivedAt)
+	err := row.Scan(notificationDests(&n)...)
 	return n, err
 }
 
@@ -107,4 +112,45 @@ func (s *Store) FinishNotification(ctx context.Context, id int64, status, reason
 	_, err := s.Pool.Exec(ctx, `UPDATE notifications SET status = $2, error = nullif($3, ''),
 		sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END WHERE id = $1`, id, status, reason)
 	return translate(err, "record notification outcome")
+}
+
+// OwnedNotification is a notification with its owner, for fan-out.
+type OwnedNotification struct {
+	UserID int64
+	Notification
+}
+
+// NotificationsAfter returns every user's notifications with id > afterID,
+// oldest first, for the live hub.
+func (s *Store) NotificationsAfter(ctx context.Context, afterID int64, limit int) ([]OwnedNotification, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT n.user_id, `+notificationCols+notificationFrom+`
+		WHERE n.id > $1 ORDER BY n.id LIMIT $2`, afterID, limit)
+	if err != nil {
+		return nil, translate(err, "list new notifications")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OwnedNotification, error) {
+		var o OwnedNotification
+		err := r.Scan(append([]any{&o.UserID}, notificationDests(&o.Notification)...)...)
+		return o, err
+	})
+	return out, translate(err, "list new notifications")
+}
+
+// UserNotificationsAfter returns one user's notifications with id >
+// afterID, oldest first (an SSE client resuming with Last-Event-ID).
+func (s *Store) UserNotificationsAfter(ctx context.Context, userID, afterID int64, limit int) ([]Notification, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT `+notificationCols+notificationFrom+`
+		WHERE n.user_id = $1 AND n.id > $2 ORDER BY n.id LIMIT $3`, userID, afterID, limit)
+	if err != nil {
+		return nil, translate(err, "list notifications to resume")
+	}
+	ns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+	return ns, translate(err, "list notifications to resume")
+}
+
+// MaxNotificationID is where a live hub starts.
+func (s *Store) MaxNotificationID(ctx context.Context) (int64, error) {
+	var id int64
+	err := s.Pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM notifications`).Scan(&id)
+	return id, translate(err, "read newest notification id")
 }

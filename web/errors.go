@@ -64,7 +64,7 @@ func (s *Server) page(h handlerFunc) http.HandlerFunc {
 			if status >= 500 {
 				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
-			s.renderStatus(w, status, "error.html", errorPage{Title: http.StatusText(status), Message: body.Error})
+			s.renderStatus(w, status, "error.html", errorPage{Page: s.base(r, http.StatusText(status)), Message: body.Error})
 		}
 	}
 }

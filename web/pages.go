@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,8 +22,13 @@ import (
 // can fill the layout's blocks. A page missing here fails the start.
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"ago":  ago,
-		"join": strings.Join,
+		"ago":      ago,
+		"join":     strings.Join,
+		"policy":   policyText,
+		"policyOf": policyOf,
+		"when":     when,
+		"args":     listFieldArgs,
+		"has":      slices.Contains[[]int64],
 	}
 	names, err := fs.Glob(templates.FS, "*.html")
 	if err != nil {
@@ -39,12 +45,22 @@ func parsePages() (map[string]*template.Template, error) {
 		}
 		pages[path.Base(n)] = t
 	}
-	for _, want := range []string{"home.html", "error.html", "confirm.html"} {
+	for _, want := range []string{"home.html", "error.html", "confirm.html", "login.html", "rules.html", "rule.html",
+		"destinations.html", "settings.html", "admin.html"} {
 		if pages[want] == nil {
 			return nil, fmt.Errorf("page template %s is missing", want)
 		}
 	}
 	return pages, nil
+}
+
+// listField is one comma-separated list input of the rule editor.
+type listField struct {
+	ID, Label, Value, Placeholder, List, Error string
+}
+
+func listFieldArgs(id, label, value, placeholder, list string, errs map[string]string) listField {
+	return listField{ID: id, Label: label, Value: value, Placeholder: placeholder, List: list, Error: errs[id]}
 }
 
 // renderStatus renders into a buffer first, so a template error becomes a
@@ -80,19 +96,56 @@ func ago(t time.Time) string {
 	return t.UTC().Format("2006-01-02")
 }
 
+// Page is what the layout needs on every page: the title and who is
+// signed in (for the navigation).
+type Page struct {
+	Title string
+	User  store.User
+	Admin bool
+	Path  string
+	OIDC  bool
+}
+
+func (s *Server) base(r *http.Request, title string) Page {
+	return Page{Title: title, User: userFrom(r.Context()), Admin: s.isAdmin(r), Path: r.URL.Path, OIDC: s.Auth.OIDC()}
+}
+
 type errorPage struct {
-	Title   string
+	Page
 	Message string
 }
 
+// historyPage is how many notifications the history shows at a time.
+const historyPage = 100
+
 type homePage struct {
-	Title    string
-	Messages []store.Message
-	Total    int64
+	Page
+	Messages      []store.Message
+	Total         int64
+	Notifications []store.Notification
+	Before        int64 // set when there are older notifications
+	Older         bool  // this page is not the newest
 }
 
-// home shows the newest messages on the bus.
+// home shows a signed-in user their notification history (kept live by
+// live.js), and a visitor the newest messages on the bus.
 func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
+	if signedIn(r) {
+		_, before, err := paging(r, historyPage, historyPage)
+		if err != nil {
+			return err
+		}
+		ns, err := s.Store.ListNotifications(r.Context(), userFrom(r.Context()).ID, historyPage, before)
+		if err != nil {
+			return err
+		}
+		data := homePage{Page: s.base(r, "Your notifications"), Notifications: ns, Older: before != 0}
+		if len(ns) == historyPage {
+			data.Before = ns[len(ns)-1].ID
+		}
+		s.renderStatus(w, http.StatusOK, "home.html", data)
+		return nil
+	}
 	ms, err := s.Store.RecentMessages(r.Context(), 50, 0)
 	if err != nil {
 		return err
@@ -101,12 +154,12 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.renderStatus(w, http.StatusOK, "home.html", homePage{Title: "Recent messages", Messages: ms, Total: total})
+	s.renderStatus(w, http.StatusOK, "home.html", homePage{Page: s.base(r, "Recent messages"), Messages: ms, Total: total})
 	return nil
 }
 
 type confirmPage struct {
-	Title       string
+	Page
 	Destination store.Destination
 }
 
@@ -116,13 +169,13 @@ type confirmPage struct {
 func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.Store.ConfirmByCode(r.Context(), chi.URLParam(r, "code"))
 	if err == apperr.ErrNotFound {
-		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Title: "Link not valid",
+		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Link not valid"),
 			Message: "This confirmation link is unknown, was used already, or has expired. Add the destination again to get a new one."})
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	s.renderStatus(w, http.StatusOK, "confirm.html", confirmPage{Title: "Confirmed", Destination: d})
+	s.renderStatus(w, http.StatusOK, "confirm.html", confirmPage{Page: s.base(r, "Confirmed"), Destination: d})
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -27,8 +28,11 @@ type Deps struct {
 	// Endpoints reports the bus endpoints' state; nil when this process does
 	// not consume (the web role alone).
 	Endpoints func() []consumer.EndpointStatus
-	BaseURL   string
-	Log       *slog.Logger
+	// Hub feeds the live stream; nil disables /api/v1/stream.
+	Hub     *Hub
+	BaseURL string
+	Auth    AuthConfig
+	Log     *slog.Logger
 }
 
 // Server holds the parsed templates and dependencies.
@@ -36,7 +40,17 @@ type Server struct {
 	Deps
 	log   *slog.Logger
 	pages map[string]*template.Template
+	// shutdown is closed when the server stops, ending open streams so
+	// that http.Server.Shutdown need not wait for them.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
+	loginLimit   *limiter
+	oidc         *oidcClient // nil without FMN_OIDC_ISSUER
+	pushJS       bool        // templates/static/push.js exists: offer browser push
 }
+
+// Close ends the long-lived responses (event streams).
+func (s *Server) Close() { s.shutdownOnce.Do(func() { close(s.shutdown) }) }
 
 // New parses every page template; a broken template fails here, at start.
 func New(d Deps) (*Server, error) {
@@ -44,7 +58,17 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{Deps: d, log: d.Log, pages: pages}, nil
+	s := &Server{Deps: d, log: d.Log, pages: pages, loginLimit: newLimiter(loginPerClient, 10*time.Minute),
+		shutdown: make(chan struct{})}
+	if d.Auth.OIDC() {
+		if d.Auth.OIDCUsernameClaim == "" {
+			s.Auth.OIDCUsernameClaim = "preferred_username"
+		}
+		s.oidc = &oidcClient{cfg: s.Auth, baseURL: d.BaseURL}
+	}
+	_, err = fs.Stat(templates.FS, "static/push.js")
+	s.pushJS = err == nil
+	return s, nil
 }
 
 // Handler returns the router.
@@ -59,8 +83,22 @@ func (s *Server) Handler() http.Handler {
 
 	static, _ := fs.Sub(templates.FS, "static")
 	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
-	r.Get("/", s.page(s.home))
-	r.Get("/confirm/{code}", s.page(s.confirmPage))
+	r.Get("/feed/{token}", s.feed)
+	r.Group(func(r chi.Router) {
+		r.Use(s.withSession)
+		r.Get("/", s.page(s.home))
+		r.Get("/confirm/{code}", s.page(s.confirmPage))
+		r.Get("/login", s.page(s.loginForm))
+		r.Post("/login", s.page(s.requestLogin))
+		r.Get("/login/{token}", s.page(s.useLoginLink))
+		r.Post("/logout", s.page(s.logout))
+		r.Get("/oidc/login", s.page(s.oidcStart))
+		r.Get("/oidc/callback", s.page(s.oidcCallback))
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireUser)
+			s.userPages(r)
+		})
+	})
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.requireToken)
@@ -76,13 +114,16 @@ func (s *Server) Handler() http.Handler {
 		r.Delete("/rules/{id}", s.api(s.deleteRule))
 		r.Get("/notifications", s.api(s.listNotifications))
 		r.Get("/messages", s.api(s.listMessages))
+		r.Get("/stream", s.api(s.stream))
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.URL.Path) >= 4 && r.URL.Path[:4] == "/api" {
 			writeJSON(w, http.StatusNotFound, apiError{Error: "Not found."})
 			return
 		}
-		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Title: "Not found", Message: "There is no such page."})
+		s.withSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Not found"), Message: "There is no such page."})
+		})).ServeHTTP(w, r)
 	})
 	return r
 }

@@ -56,6 +56,21 @@ func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*st
 	return st, stop, nil
 }
 
+// openMigrated opens the database (see openDatabase) and applies the
+// migrations; close releases both.
+func openMigrated(ctx context.Context, cfg config.Config, log *slog.Logger) (st *store.Store, close func(), err error) {
+	st, stop, err := openDatabase(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := store.Migrate(ctx, st.Pool, log); err != nil {
+		st.Close()
+		stop()
+		return nil, nil, err
+	}
+	return st, func() { st.Close(); stop() }, nil
+}
+
 func (e env) service(ctx context.Context, args []string, r roles) error {
 	fs := e.flags("serve")
 	cfgPath := fs.String("config", "", "config file of FMN_*=value lines")
@@ -78,15 +93,11 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		defer ln.Close()
 	}
 
-	st, stopDB, err := openDatabase(ctx, cfg, log)
+	st, closeDB, err := openMigrated(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer stopDB()
-	defer st.Close()
-	if err := store.Migrate(ctx, st.Pool, log); err != nil {
-		return err
-	}
+	defer closeDB()
 
 	m := metrics.New()
 	var mailer delivery.Mailer = delivery.FolderMailer{Dir: filepath.Join(cfg.DataDir, "mail")}
@@ -105,6 +116,8 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	jobs, err := delivery.NewClient(st.Pool, delivery.Workers{
 		Email:   &delivery.EmailWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Metrics: m, Log: log},
 		Confirm: &delivery.ConfirmWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
+		Login:   &delivery.LoginWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
+		Test:    &delivery.TestSendWorker{Store: st, Mailer: mailer, Settings: ms, Log: log},
 	}, r.work, log)
 	if err != nil {
 		return err
@@ -156,7 +169,11 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	var srv *http.Server
 	httpErr := make(chan error, 1)
 	if r.web {
-		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, BaseURL: cfg.BaseURL, Log: log}
+		hub := web.NewHub(st, log)
+		bus.Go(func() error { return hub.Run(busCtx) })
+		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, Auth: web.AuthConfig{
+			OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,
+			OIDCUsernameClaim: cfg.OIDCUsernameClaim, Admins: cfg.Admins}}
 		if sub != nil {
 			deps.Endpoints = sub.Status
 		}
@@ -165,6 +182,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 			return err
 		}
 		srv = &http.Server{Handler: ws.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		srv.RegisterOnShutdown(ws.Close)
 		go func() { httpErr <- srv.Serve(ln) }()
 		log.Info("web UI listening", "url", "http://"+ln.Addr().String())
 	}

@@ -14,9 +14,9 @@ import (
 
 	"fmn/consumer"
 	"fmn/consumer/fedmsg"
+	"fmn/delivery"
 	"fmn/rules"
 	"fmn/rules/meta"
-	"fmn/store"
 )
 
 func (e env) migrate(ctx context.Context, args []string) error {
@@ -29,16 +29,11 @@ func (e env) migrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := e.logger(cfg.LogLevel)
-	st, stop, err := openDatabase(ctx, cfg, log)
+	_, closeDB, err := openMigrated(ctx, cfg, e.logger(cfg.LogLevel))
 	if err != nil {
 		return err
 	}
-	defer stop()
-	defer st.Close()
-	if err := store.Migrate(ctx, st.Pool, log); err != nil {
-		return err
-	}
+	closeDB()
 	fmt.Fprintln(e.stdout, "migrations applied")
 	return nil
 }
@@ -56,24 +51,19 @@ func (e env) tokenCreate(ctx context.Context, args []string) error {
 		return errors.New("token create: -user is required")
 	}
 	if *email != "" {
-		if err := validEmail(*email); err != nil {
-			return err
+		if _, err := delivery.ValidateAddress(delivery.ChannelEmail, *email); err != nil {
+			return fmt.Errorf("token create: -email: %w", err)
 		}
 	}
 	cfg, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
-	log := e.logger("warn")
-	st, stop, err := openDatabase(ctx, cfg, log)
+	st, closeDB, err := openMigrated(ctx, cfg, e.logger("warn"))
 	if err != nil {
 		return err
 	}
-	defer stop()
-	defer st.Close()
-	if err := store.Migrate(ctx, st.Pool, log); err != nil {
-		return err
-	}
+	defer closeDB()
 	u, err := st.EnsureUser(ctx, *name, *email)
 	if err != nil {
 		return fmt.Errorf("token create: %w", err)
@@ -380,16 +370,4 @@ func (e env) verify(ctx context.Context, args []string) error {
 		}
 	}
 	return sc.Err()
-}
-
-func validEmail(s string) error {
-	if len(s) > 254 {
-		return errors.New("email address too long")
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return errors.New("email address contains control characters")
-		}
-	}
-	return nil
 }

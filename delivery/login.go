@@ -1,0 +1,81 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/wneessen/go-mail"
+
+	"fmn/apperr"
+	"fmn/store"
+)
+
+// LoginArgs is the job that mails a sign-in link.
+type LoginArgs struct {
+	LinkID int64 `json:"link_id"`
+}
+
+// Kind implements river.JobArgs.
+func (LoginArgs) Kind() string { return "email_login" }
+
+// InsertOpts: a sign-in link is wanted within the minute; after a few quick
+// tries the user asks again.
+func (LoginArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: ChannelEmail, MaxAttempts: 3}
+}
+
+// LoginWorker mails sign-in links. As with confirmations, the secret is made
+// at send time and only its hash is stored.
+type LoginWorker struct {
+	river.WorkerDefaults[LoginArgs]
+	Store    *store.Store
+	Mailer   Mailer
+	Render   *Renderer
+	Settings MailSettings
+	Log      *slog.Logger
+}
+
+type loginMail struct {
+	Link, Expires, BaseURL string
+}
+
+// Work makes the link's token and mails it.
+func (w *LoginWorker) Work(ctx context.Context, job *river.Job[LoginArgs]) error {
+	tok, email, err := w.Store.NewLoginToken(ctx, job.Args.LinkID)
+	if errors.Is(err, apperr.ErrNotFound) {
+		return river.JobCancel(errors.New("sign-in request is gone or used"))
+	}
+	if err != nil {
+		return err
+	}
+	body, err := w.Render.Text("login", loginMail{
+		Link:    w.Settings.BaseURL + "/login/" + tok,
+		Expires: time.Now().Add(store.LoginLinkTTL).UTC().Format("15:04 MST"),
+		BaseURL: w.Settings.BaseURL,
+	})
+	if err != nil {
+		return river.JobCancel(err)
+	}
+	m := mail.NewMsg()
+	if err := m.From(w.Settings.From); err != nil {
+		return river.JobCancel(err)
+	}
+	if err := m.To(email); err != nil {
+		return river.JobCancel(err)
+	}
+	m.Subject("Your fmn sign-in link")
+	m.SetMessageIDWithValue(fmt.Sprintf("fmn.login.%d.%d@%s", job.Args.LinkID, time.Now().UnixNano(), mailDomain(w.Settings.From)))
+	m.SetDate()
+	m.SetBodyString(mail.TypeTextPlain, body)
+	if err := w.Mailer.Send(ctx, m); err != nil {
+		if IsPermanent(err) {
+			return river.JobCancel(err)
+		}
+		return err
+	}
+	return nil
+}

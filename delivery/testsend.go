@@ -1,0 +1,77 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/wneessen/go-mail"
+
+	"fmn/apperr"
+	"fmn/store"
+)
+
+// TestSendArgs is the job behind the destinations page's "Send a test"
+// button: one fixed message, so a user can check a destination works
+// without waiting for the bus.
+type TestSendArgs struct {
+	DestinationID int64 `json:"destination_id"`
+}
+
+// Kind implements river.JobArgs.
+func (TestSendArgs) Kind() string { return "test_send" }
+
+// InsertOpts: a test is looked for now; a few quick tries.
+func (TestSendArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: ChannelEmail, MaxAttempts: 3}
+}
+
+// TestSendWorker sends test messages. Only email has a sender so far; other
+// channels' senders add their case here.
+type TestSendWorker struct {
+	river.WorkerDefaults[TestSendArgs]
+	Store    *store.Store
+	Mailer   Mailer
+	Settings MailSettings
+	Log      *slog.Logger
+}
+
+// Work sends the test, to confirmed and enabled destinations only: a test
+// must not become a way to mail an address that never agreed.
+func (w *TestSendWorker) Work(ctx context.Context, job *river.Job[TestSendArgs]) error {
+	d, err := w.Store.DestinationByID(ctx, job.Args.DestinationID)
+	if errors.Is(err, apperr.ErrNotFound) {
+		return river.JobCancel(errors.New("destination is gone"))
+	}
+	if err != nil {
+		return err
+	}
+	if !d.Confirmed {
+		return river.JobCancel(errors.New("destination is not confirmed"))
+	}
+	if d.Kind != ChannelEmail {
+		return river.JobCancel(fmt.Errorf("no test sender for %s destinations", d.Kind))
+	}
+	m := mail.NewMsg()
+	if err := m.From(w.Settings.From); err != nil {
+		return river.JobCancel(err)
+	}
+	if err := m.To(d.Address); err != nil {
+		return river.JobCancel(err)
+	}
+	m.Subject("fmn test message")
+	m.SetMessageIDWithValue(fmt.Sprintf("fmn.test.%d.%d@%s", d.ID, time.Now().UnixNano(), mailDomain(w.Settings.From)))
+	m.SetDate()
+	m.SetBodyString(mail.TypeTextPlain, "This is a test message from fmn. Notifications for this destination arrive like this one.\n\n-- \nfmn, "+w.Settings.BaseURL+"\n")
+	if err := w.Mailer.Send(ctx, m); err != nil {
+		if IsPermanent(err) {
+			_ = w.Store.SetDestinationFailing(ctx, d.ID, err.Error())
+			return river.JobCancel(err)
+		}
+		return err
+	}
+	return nil
+}

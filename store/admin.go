@@ -1,0 +1,96 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EndpointRate is how much one bus endpoint delivered lately.
+type EndpointRate struct {
+	Endpoint   string
+	LastMinute int64
+	LastHour   int64
+	Last       *time.Time
+}
+
+// BusRates counts stored messages per endpoint over the last minute and
+// hour, from the message log itself, so every process sees the same figures.
+func (s *Store) BusRates(ctx context.Context) ([]EndpointRate, error) {
+	rows, err := s.Pool.Query(ctx, `
+		SELECT endpoint, count(*) FILTER (WHERE received_at > now() - interval '1 minute'), count(*), max(received_at)
+		FROM messages WHERE received_at > now() - interval '1 hour'
+		GROUP BY endpoint ORDER BY endpoint`)
+	if err != nil {
+		return nil, translate(err, "read bus rates")
+	}
+	rs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[EndpointRate])
+	return rs, translate(err, "read bus rates")
+}
+
+// QueueDepth is how many jobs of one queue wait in one state.
+type QueueDepth struct {
+	Queue string
+	State string
+	Count int64
+}
+
+// QueueDepths reads River's job table: the jobs not yet finished, per queue
+// and state.
+func (s *Store) QueueDepths(ctx context.Context) ([]QueueDepth, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT queue, state::text, count(*) FROM river_job
+		WHERE state IN ('available', 'scheduled', 'retryable', 'running', 'pending')
+		GROUP BY queue, state ORDER BY queue, state`)
+	if err != nil {
+		return nil, translate(err, "read queue depth")
+	}
+	qs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[QueueDepth])
+	return qs, translate(err, "read queue depth")
+}
+
+// DeadJob is a job River gave up on, with the last error it recorded.
+type DeadJob struct {
+	ID          int64
+	Kind        string
+	Queue       string
+	State       string
+	Attempt     int
+	FinalizedAt *time.Time
+	Reason      string
+	Args        string
+}
+
+// DeadJobs returns the newest discarded or cancelled jobs.
+func (s *Store) DeadJobs(ctx context.Context, limit int) ([]DeadJob, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT id, kind, queue, state::text, attempt, finalized_at,
+			coalesce(errors[array_length(errors, 1)]->>'error', ''), args::text
+		FROM river_job WHERE state IN ('discarded', 'cancelled')
+		ORDER BY finalized_at DESC NULLS LAST, id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, translate(err, "read dead jobs")
+	}
+	js, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DeadJob])
+	return js, translate(err, "read dead jobs")
+}
+
+// FailingDestination is a destination whose last delivery failed for good.
+type FailingDestination struct {
+	ID      int64
+	Owner   string
+	Kind    string
+	Address string
+	Reason  string
+}
+
+// FailingDestinations lists every destination marked failing.
+func (s *Store) FailingDestinations(ctx context.Context, limit int) ([]FailingDestination, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT d.id, u.name, d.kind, d.address, d.failing_reason
+		FROM destinations d JOIN users u ON u.id = d.user_id
+		WHERE d.failing_reason IS NOT NULL ORDER BY d.id LIMIT $1`, limit)
+	if err != nil {
+		return nil, translate(err, "read failing destinations")
+	}
+	fs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[FailingDestination])
+	return fs, translate(err, "read failing destinations")
+}

@@ -1,0 +1,262 @@
+package store
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"fmn/apperr"
+)
+
+// Lifetimes of the web's secrets.
+const (
+	// SessionTTL: a browser stays signed in for two weeks, then signs in
+	// again; long enough not to annoy, short enough that a forgotten
+	// session on a shared machine dies.
+	SessionTTL = 14 * 24 * time.Hour
+	// LoginLinkTTL: a sign-in link is read within minutes or not at all.
+	LoginLinkTTL = 15 * time.Minute
+)
+
+// CreateSession starts a session for the user and returns its secret (the
+// cookie value); only the hash is stored. Expired sessions of anyone are
+// swept on the way, so the table does not grow without bound.
+func (s *Store) CreateSession(ctx context.Context, userID int64) (string, error) {
+	tok, hash := NewSecret("")
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE expires_at < now()`); err != nil {
+			return translate(err, "sweep sessions")
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + $3::interval)`,
+			userID, hash, SessionTTL.String())
+		return translate(err, "create session")
+	})
+	if err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// UserBySession returns the user a live session belongs to; an unknown or
+// expired session is ErrUnauthorized. The lookup is by hash, so no
+// comparison ever touches the secret itself.
+func (s *Store) UserBySession(ctx context.Context, token string) (User, error) {
+	var u User
+	err := s.Pool.QueryRow(ctx, `
+		UPDATE sessions se SET last_seen_at = now()
+		FROM users u WHERE se.token_hash = $1 AND se.expires_at > now() AND u.id = se.user_id
+		RETURNING u.id, u.name, coalesce(u.email, ''), u.timezone`, HashSecret(token)).
+		Scan(&u.ID, &u.Name, &u.Email, &u.Timezone)
+	if err := translate(err, "look up session"); err != nil {
+		if err == apperr.ErrNotFound {
+			return User{}, apperr.ErrUnauthorized
+		}
+		return User{}, err
+	}
+	return u, nil
+}
+
+// DeleteSession ends a session (sign out).
+func (s *Store) DeleteSession(ctx context.Context, token string) error {
+	_, err := s.Pool.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, HashSecret(token))
+	return translate(err, "delete session")
+}
+
+// RequestLoginLink records that an address asked to sign in, in tx (the
+// caller queues the mailing job in the same transaction). It refuses with
+// ErrRateLimited when the address asked more than max times in the window,
+// so nobody can make fmn mail-bomb an address.
+func RequestLoginLink(ctx context.Context, tx pgx.Tx, email string, max int, window time.Duration) (int64, error) {
+	// Old requests matter to nobody once past the window and their link's
+	// life: sweep them here so the table stays small.
+	if _, err := tx.Exec(ctx, `DELETE FROM login_links WHERE created_at < now() - interval '1 day'`); err != nil {
+		return 0, translate(err, "sweep sign-in requests")
+	}
+	var recent int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM login_links WHERE lower(email) = lower($1) AND created_at > now() - $2::interval`,
+		email, window.String()).Scan(&recent); err != nil {
+		return 0, translate(err, "count sign-in requests")
+	}
+	if recent >= max {
+		return 0, apperr.ErrRateLimited
+	}
+	var id int64
+	err := tx.QueryRow(ctx, `INSERT INTO login_links (email) VALUES ($1) RETURNING id`, email).Scan(&id)
+	return id, translate(err, "record sign-in request")
+}
+
+// NewLoginToken makes the secret of a sign-in link, valid for LoginLinkTTL,
+// and returns it with the address to mail it to. Making a new one voids the
+// old (a retried job never leaves two live links).
+func (s *Store) NewLoginToken(ctx context.Context, linkID int64) (token, email string, err error) {
+	tok, hash := NewSecret("")
+	err = s.Pool.QueryRow(ctx, `UPDATE login_links SET token_hash = $2, expires_at = now() + $3::interval
+		WHERE id = $1 AND used_at IS NULL RETURNING email`, linkID, hash, LoginLinkTTL.String()).Scan(&email)
+	if err != nil {
+		return "", "", translate(err, "make sign-in token")
+	}
+	return tok, email, nil
+}
+
+// UseLoginToken spends a sign-in link: it returns the user of the address
+// the link was mailed to, creating the user on a first sign-in, and starts a
+// session. A link works once and only until it expires; anything else is
+// ErrNotFound.
+func (s *Store) UseLoginToken(ctx context.Context, token string) (User, string, error) {
+	var u User
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		var email string
+		err := tx.QueryRow(ctx, `UPDATE login_links SET used_at = now()
+			WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING email`, HashSecret(token)).Scan(&email)
+		if err != nil {
+			return translate(err, "use sign-in link")
+		}
+		u, err = userForEmail(ctx, tx, email)
+		return err
+	})
+	if err != nil {
+		return User{}, "", err
+	}
+	sess, err := s.CreateSession(ctx, u.ID)
+	return u, sess, err
+}
+
+var notNameChar = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// NameFromEmail derives a user name from an address's local part:
+// "Jane.Doe+fmn@example.org" gives "jane.doe". The name is what "mine"
+// compares with bus usernames, which are lower case, so it is kept close to
+// what the person typed; they can see it on the settings page.
+func NameFromEmail(email string) string {
+	local, _, _ := strings.Cut(strings.ToLower(email), "@")
+	local, _, _ = strings.Cut(local, "+")
+	name := strings.TrimLeft(notNameChar.ReplaceAllString(local, ""), "_.-")
+	if len(name) > 56 {
+		name = name[:56]
+	}
+	if name == "" {
+		name = "user"
+	}
+	return name
+}
+
+// userForEmail finds the oldest user with this address, or creates one
+// named after it, made unique with a number ("jane", "jane2", …).
+func userForEmail(ctx context.Context, tx pgx.Tx, email string) (User, error) {
+	// Two first sign-ins of one address at once must make one user, not
+	// two: serialise them on the address.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('fmn-login:' || lower($1)))`, email); err != nil {
+		return User{}, translate(err, "lock address")
+	}
+	var u User
+	err := tx.QueryRow(ctx, `SELECT id, name, coalesce(email, ''), timezone FROM users
+		WHERE lower(email) = lower($1) ORDER BY id LIMIT 1`, email).Scan(&u.ID, &u.Name, &u.Email, &u.Timezone)
+	if err == nil {
+		return u, nil
+	}
+	if err != pgx.ErrNoRows {
+		return u, translate(err, "find user by email")
+	}
+	base := NameFromEmail(email)
+	for i := 1; i < 1000; i++ {
+		name := base
+		if i > 1 {
+			name += strconv.Itoa(i)
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO users (name, email) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING
+			RETURNING id, name, coalesce(email, ''), timezone`, name, email).Scan(&u.ID, &u.Name, &u.Email, &u.Timezone)
+		if err == nil {
+			return u, nil
+		}
+		if err != pgx.ErrNoRows {
+			return u, translate(err, "create user")
+		}
+	}
+	return u, apperr.ErrConflict
+}
+
+// Token is an API token as its owner sees it: never the secret.
+type Token struct {
+	ID         int64
+	Label      string
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// ListTokens returns a user's API tokens, newest first.
+func (s *Store) ListTokens(ctx context.Context, userID int64) ([]Token, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT id, label, created_at, last_used_at FROM api_tokens WHERE user_id = $1 ORDER BY id DESC`, userID)
+	if err != nil {
+		return nil, translate(err, "list tokens")
+	}
+	ts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Token])
+	return ts, translate(err, "list tokens")
+}
+
+// RevokeToken deletes one of a user's tokens.
+func (s *Store) RevokeToken(ctx context.Context, userID, id int64) error {
+	tag, err := s.Pool.Exec(ctx, `DELETE FROM api_tokens WHERE id = $1 AND user_id = $2`, id, userID)
+	if err != nil {
+		return translate(err, "revoke token")
+	}
+	if tag.RowsAffected() == 0 {
+		return apperr.ErrNotFound
+	}
+	return nil
+}
+
+// NewFeedToken gives the user a new secret feed address, voiding the old.
+func (s *Store) NewFeedToken(ctx context.Context, userID int64) (string, error) {
+	tok, hash := NewSecret("")
+	_, err := s.Pool.Exec(ctx, `UPDATE users SET feed_token_hash = $2 WHERE id = $1`, userID, hash)
+	if err != nil {
+		return "", translate(err, "make feed address")
+	}
+	return tok, nil
+}
+
+// HasFeed reports whether the user has a feed address.
+func (s *Store) HasFeed(ctx context.Context, userID int64) (bool, error) {
+	var has bool
+	err := s.Pool.QueryRow(ctx, `SELECT feed_token_hash IS NOT NULL FROM users WHERE id = $1`, userID).Scan(&has)
+	return has, translate(err, "read feed state")
+}
+
+// UserByFeedToken returns the owner of a feed address; unknown is
+// ErrNotFound.
+func (s *Store) UserByFeedToken(ctx context.Context, token string) (User, error) {
+	var u User
+	err := s.Pool.QueryRow(ctx, `SELECT id, name, coalesce(email, ''), timezone FROM users WHERE feed_token_hash = $1`,
+		HashSecret(token)).Scan(&u.ID, &u.Name, &u.Email, &u.Timezone)
+	return u, translate(err, "find feed")
+}
+
+// DeleteUser removes a user and, through the foreign keys' cascades, all of
+// their data: sessions, tokens, destinations, rules, notifications.
+func (s *Store) DeleteUser(ctx context.Context, userID int64) error {
+	tag, err := s.Pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, userID)
+	if err != nil {
+		return translate(err, "delete user")
+	}
+	if tag.RowsAffected() == 0 {
+		return apperr.ErrNotFound
+	}
+	return nil
+}
+
+// SeenValues returns values seen on the bus lately, for the rule editor's
+// pickers: distinct apps, packages and usernames of the newest messages.
+func (s *Store) SeenValues(ctx context.Context, recent, max int) (apps, packages, users []string, err error) {
+	err = s.Pool.QueryRow(ctx, `
+		WITH m AS (SELECT app, packages, usernames FROM messages ORDER BY id DESC LIMIT $1)
+		SELECT
+			coalesce((SELECT array_agg(a ORDER BY a) FROM (SELECT DISTINCT app AS a FROM m WHERE app <> '' LIMIT $2) x), '{}'),
+			coalesce((SELECT array_agg(p ORDER BY p) FROM (SELECT DISTINCT unnest(packages) AS p FROM m LIMIT $2) x), '{}'),
+			coalesce((SELECT array_agg(u ORDER BY u) FROM (SELECT DISTINCT unnest(usernames) AS u FROM m LIMIT $2) x), '{}')`,
+		recent, max).Scan(&apps, &packages, &users)
+	return apps, packages, users, translate(err, "read values seen on the bus")
+}

@@ -1,0 +1,68 @@
+// Keeps the notification history live: new notifications arrive over
+// Server-Sent Events (GET /api/v1/stream, "notification" events carrying the
+// notification as JSON) and are put at the top of the list. Without
+// JavaScript, or without the stream, the page is still the full history.
+(function () {
+  "use strict";
+  var list = document.getElementById("history");
+  if (!list || !window.EventSource) { return; }
+  var status = document.getElementById("live-status");
+  var empty = document.getElementById("history-empty");
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined) { e.textContent = text; } // text, never markup
+    return e;
+  }
+
+  function safeLink(href) {
+    return /^https?:\/\//i.test(href || "") ? href : "";
+  }
+
+  function render(n) {
+    var m = n.message || {};
+    var li = el("li", "item new");
+    li.dataset.id = String(n.id);
+    var head = el("div", "item-head");
+    head.appendChild(el("span", "app", m.app || ""));
+    head.appendChild(document.createTextNode(" "));
+    head.appendChild(el("span", "muted", "just now"));
+    head.appendChild(document.createTextNode(" "));
+    head.appendChild(el("span", "status status-" + String(n.status || "").replace(/[^a-z]/g, ""), n.status || ""));
+    li.appendChild(head);
+    var sum = el("div", "summary");
+    var href = safeLink(m.link);
+    if (href) {
+      var a = el("a", "", m.summary || m.topic || "");
+      a.href = href;
+      a.rel = "noopener noreferrer";
+      sum.appendChild(a);
+    } else {
+      sum.textContent = m.summary || m.topic || "";
+    }
+    li.appendChild(sum);
+    var foot = el("div", "muted small");
+    if (n.rule_name) { foot.appendChild(document.createTextNode("rule “" + n.rule_name + "” · ")); }
+    foot.appendChild(el("code", "", m.topic || ""));
+    li.appendChild(foot);
+    return li;
+  }
+
+  var es = new EventSource("/api/v1/stream");
+  es.addEventListener("open", function () {
+    if (status) { status.textContent = "Live: new notifications appear here as they are made."; }
+    document.body.dataset.live = "open";
+  });
+  es.addEventListener("notification", function (ev) {
+    var n;
+    try { n = JSON.parse(ev.data); } catch (e) { return; }
+    if (list.querySelector('[data-id="' + String(n.id).replace(/[^0-9]/g, "") + '"]')) { return; }
+    list.insertBefore(render(n), list.firstChild);
+    if (empty) { empty.hidden = true; }
+  });
+  es.addEventListener("error", function () {
+    if (status) { status.textContent = "Reconnecting to live updates…"; }
+    document.body.dataset.live = "error";
+  });
+})();

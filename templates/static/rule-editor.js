@@ -1,0 +1,128 @@
+// Progressive enhancement of the rule editor (the form works without it):
+//  - pickers: the comma-separated list inputs suggest values seen on the bus
+//    for the entry being typed, keeping the ones before it;
+//  - live preview: the rule as it stands is sent to
+//    POST /api/v1/rules/preview, which answers {"count", "messages"}, and
+//    the box says how many messages of the last 7 days it would have
+//    matched, with the latest ones. If that endpoint is missing or refuses,
+//    the box stays hidden.
+(function () {
+  "use strict";
+  var form = document.getElementById("rule-form");
+  if (!form) { return; }
+
+  // ---- pickers ----
+  var originals = {};
+  document.querySelectorAll("datalist").forEach(function (dl) {
+    originals[dl.id] = Array.prototype.map.call(dl.options, function (o) { return o.value; });
+  });
+  function suggest(input) {
+    var id = input.dataset.picker;
+    var dl = document.getElementById(id);
+    if (!dl || !originals[id]) { return; }
+    var parts = input.value.split(",");
+    var typed = parts.pop().trim().toLowerCase();
+    var kept = parts.map(function (p) { return p.trim(); }).filter(function (p) { return p !== ""; });
+    var head = kept.length ? kept.join(", ") + ", " : "";
+    var taken = kept;
+    dl.textContent = "";
+    var n = 0;
+    for (var i = 0; i < originals[id].length && n < 50; i++) {
+      var o = originals[id][i];
+      if (typed && o.toLowerCase().indexOf(typed) !== 0) { continue; }
+      if (taken.indexOf(o) >= 0) { continue; }
+      var opt = document.createElement("option");
+      opt.value = head + o;
+      dl.appendChild(opt);
+      n++;
+    }
+  }
+  form.querySelectorAll("input[data-picker]").forEach(function (input) {
+    input.addEventListener("input", function () { suggest(input); });
+    input.addEventListener("focus", function () { suggest(input); });
+  });
+
+  // ---- preview ----
+  var box = document.getElementById("preview");
+  var count = document.getElementById("preview-count");
+  var list = document.getElementById("preview-list");
+  function words(name) {
+    var el = form.elements[name];
+    if (!el) { return []; }
+    return el.value.split(/[\s,]+/).filter(function (s) { return s !== ""; });
+  }
+  function checked(name) {
+    var el = form.elements[name];
+    return !!(el && el.checked);
+  }
+  function body() {
+    var track = {}, filters = {};
+    if (checked("track.mine")) { track.mine = true; }
+    [["users", "track.users"], ["packages", "track.packages"], ["topics", "track.topics"], ["apps", "track.apps"]].forEach(function (p) {
+      var w = words(p[1]);
+      if (w.length) { track[p[0]] = w; }
+    });
+    [["apps_exclude", "filters.apps_exclude"], ["topics_exclude", "filters.topics_exclude"]].forEach(function (p) {
+      var w = words(p[1]);
+      if (w.length) { filters[p[0]] = w; }
+    });
+    if (checked("filters.not_my_actions")) { filters.not_my_actions = true; }
+    return { name: form.elements.name.value.trim() || "preview", track: track, filters: filters };
+  }
+  function item(m) {
+    var li = document.createElement("li");
+    li.className = "item";
+    var head = document.createElement("div");
+    head.className = "item-head";
+    var app = document.createElement("span");
+    app.className = "app";
+    app.textContent = m.app || "";
+    head.appendChild(app);
+    li.appendChild(head);
+    var s = document.createElement("div");
+    s.className = "summary";
+    s.textContent = m.summary || m.topic || ""; // text, never markup
+    li.appendChild(s);
+    return li;
+  }
+  var timer = null, seq = 0, available = false;
+  function run() {
+    var b = body();
+    var my = ++seq;
+    if (!Object.keys(b.track).length) {
+      box.hidden = !available;
+      count.textContent = "Pick something to track to see what this rule would match.";
+      list.textContent = "";
+      return;
+    }
+    fetch("/api/v1/rules/preview", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(b)
+    }).then(function (resp) {
+      if (my !== seq) { return; }
+      if (resp.status === 404 || resp.status === 405) { available = false; box.hidden = true; return; }
+      available = true;
+      return resp.json().then(function (data) {
+        if (my !== seq) { return; }
+        box.hidden = false;
+        list.textContent = "";
+        if (!resp.ok) {
+          count.textContent = data && data.error ? data.error : "This rule cannot be previewed yet.";
+          return;
+        }
+        var n = Number(data.count) || 0;
+        count.textContent = "This rule would have matched " + n + (n === 1 ? " message" : " messages") + " in the last 7 days" + (n ? ". The latest:" : ".");
+        (data.messages || []).slice(0, 5).forEach(function (m) { list.appendChild(item(m)); });
+      });
+    }).catch(function () { if (my === seq) { box.hidden = true; } });
+  }
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(run, 300);
+  }
+  form.addEventListener("input", schedule);
+  form.addEventListener("change", schedule);
+  run();
+})();

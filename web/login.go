@@ -1,0 +1,227 @@
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/oauth2"
+
+	"fmn/apperr"
+	"fmn/delivery"
+	"fmn/store"
+)
+
+// Sign-in limits: an address gets at most loginPerAddress links an hour (so
+// fmn cannot be used to flood a mailbox), a client at most loginPerClient
+// requests in ten minutes.
+const (
+	loginPerAddress = 5
+	loginPerClient  = 10
+)
+
+type loginPage struct {
+	Page
+	Email  string
+	Next   string
+	Errors map[string]string
+	Sent   bool
+}
+
+func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) error {
+	if signedIn(r) {
+		http.Redirect(w, r, localPath(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return nil
+	}
+	s.renderStatus(w, http.StatusOK, "login.html", loginPage{Page: s.base(r, "Sign in"), Next: localPath(r.URL.Query().Get("next"))})
+	return nil
+}
+
+// requestLogin mails a sign-in link. The answer is the same whether or not
+// the address has an account: anyone may sign up, and nobody learns who has.
+func (s *Server) requestLogin(w http.ResponseWriter, r *http.Request) error {
+	if s.Auth.OIDC() {
+		return apperr.ErrNotFound
+	}
+	data := loginPage{Page: s.base(r, "Sign in"), Email: strings.TrimSpace(r.PostFormValue("email")), Errors: map[string]string{}}
+	addr, err := mail.ParseAddress(data.Email)
+	if err != nil || addr.Name != "" || !strings.Contains(addr.Address, "@") || len(addr.Address) > 254 || strings.ContainsAny(data.Email, "\r\n<>") {
+		data.Errors["email"] = "Enter an email address like jane@example.org."
+		s.renderStatus(w, http.StatusBadRequest, "login.html", data)
+		return nil
+	}
+	if !s.loginLimit.allow(clientIP(r)) {
+		return apperr.ErrRateLimited
+	}
+	err = s.Store.InTx(r.Context(), func(tx pgx.Tx) error {
+		id, err := store.RequestLoginLink(r.Context(), tx, addr.Address, loginPerAddress, time.Hour)
+		if err != nil {
+			return err
+		}
+		_, err = s.Jobs.InsertTx(r.Context(), tx, delivery.LoginArgs{LinkID: id}, nil)
+		return err
+	})
+	if errors.Is(err, apperr.ErrRateLimited) {
+		data.Errors["email"] = "Several links were sent to this address in the last hour. Use the newest, or try again later."
+		s.renderStatus(w, http.StatusTooManyRequests, "login.html", data)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	data.Sent = true
+	data.Title = "Check your mail"
+	s.renderStatus(w, http.StatusOK, "login.html", data)
+	return nil
+}
+
+// useLoginLink is the mailed link: opening it signs in and goes home.
+func (s *Server) useLoginLink(w http.ResponseWriter, r *http.Request) error {
+	_, sess, err := s.Store.UseLoginToken(r.Context(), chi.URLParam(r, "token"))
+	if errors.Is(err, apperr.ErrNotFound) {
+		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Link not valid"),
+			Message: "This sign-in link is unknown, was used already, or has expired. Ask for a new one on the sign-in page."})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.startSession(w, sess)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
+	if tok := s.cookie(r, sessionCookie); tok != "" {
+		if err := s.Store.DeleteSession(r.Context(), tok); err != nil {
+			return err
+		}
+	}
+	s.setCookie(w, sessionCookie, "", -1)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+	return nil
+}
+
+// oidcClient discovers the provider on first use rather than at start, so a
+// provider that is briefly down delays sign-in, not the whole service.
+type oidcClient struct {
+	cfg     AuthConfig
+	baseURL string
+
+	mu       sync.Mutex
+	provider *oidc.Provider
+}
+
+func (c *oidcClient) get(ctx context.Context) (*oidc.Provider, *oauth2.Config, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.provider == nil {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		p, err := oidc.NewProvider(dctx, c.cfg.OIDCIssuer)
+		if err != nil {
+			return nil, nil, fmt.Errorf("discover OpenID provider %s: %w", c.cfg.OIDCIssuer, err)
+		}
+		c.provider = p
+	}
+	return c.provider, &oauth2.Config{
+		ClientID:     c.cfg.OIDCClientID,
+		ClientSecret: c.cfg.OIDCClientSecret,
+		Endpoint:     c.provider.Endpoint(),
+		RedirectURL:  c.baseURL + "/oidc/callback",
+		Scopes:       []string{oidc.ScopeOpenID, "profile", "email"},
+	}, nil
+}
+
+const oidcCookie = "fmn_oidc"
+
+// oidcStart sends the browser to the provider. State, nonce and the PKCE
+// verifier ride in a short-lived cookie and must come back intact.
+func (s *Server) oidcStart(w http.ResponseWriter, r *http.Request) error {
+	if s.oidc == nil {
+		return apperr.ErrNotFound
+	}
+	_, oc, err := s.oidc.get(r.Context())
+	if err != nil {
+		return err
+	}
+	state, _ := store.NewSecret("")
+	nonce, _ := store.NewSecret("")
+	verifier := oauth2.GenerateVerifier()
+	next := localPath(r.URL.Query().Get("next"))
+	s.setCookie(w, oidcCookie, strings.Join([]string{state, nonce, verifier, next}, " "), 10*time.Minute)
+	http.Redirect(w, r, oc.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
+	return nil
+}
+
+// oidcCallback finishes the code flow: the ID token's signature, issuer,
+// audience, expiry and nonce are checked, then the configured claim names
+// the user.
+func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) error {
+	if s.oidc == nil {
+		return apperr.ErrNotFound
+	}
+	parts := strings.SplitN(s.cookie(r, oidcCookie), " ", 4)
+	s.setCookie(w, oidcCookie, "", -1)
+	q := r.URL.Query()
+	if len(parts) != 4 || subtle.ConstantTimeCompare([]byte(parts[0]), []byte(q.Get("state"))) != 1 {
+		return apperr.Invalid("", "The sign-in took too long or was started elsewhere. Please sign in again.")
+	}
+	if e := q.Get("error"); e != "" {
+		return apperr.Invalid("", "The identity provider refused the sign-in (%s).", e)
+	}
+	p, oc, err := s.oidc.get(r.Context())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(parts[2]))
+	if err != nil {
+		return fmt.Errorf("exchange OpenID code: %w", err)
+	}
+	raw, ok := tok.Extra("id_token").(string)
+	if !ok {
+		return errors.New("OpenID provider sent no id_token")
+	}
+	idt, err := p.Verifier(&oidc.Config{ClientID: s.Auth.OIDCClientID}).Verify(ctx, raw)
+	if err != nil {
+		return fmt.Errorf("verify ID token: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(parts[1])) != 1 {
+		return apperr.Invalid("", "The sign-in answer does not belong to this sign-in. Please sign in again.")
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return fmt.Errorf("read ID token claims: %w", err)
+	}
+	name, _ := claims[s.Auth.OIDCUsernameClaim].(string)
+	if err := store.ValidUserName(name); err != nil {
+		s.log.Warn("OpenID username claim unusable", "claim", s.Auth.OIDCUsernameClaim, "sub", idt.Subject)
+		return apperr.Invalid("", "Your account has no usable user name (claim %q).", s.Auth.OIDCUsernameClaim)
+	}
+	email, _ := claims["email"].(string)
+	if verified, ok := claims["email_verified"].(bool); ok && !verified {
+		email = ""
+	}
+	u, err := s.Store.EnsureUser(r.Context(), name, email)
+	if err != nil {
+		return err
+	}
+	sess, err := s.Store.CreateSession(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	s.startSession(w, sess)
+	http.Redirect(w, r, localPath(parts[3]), http.StatusSeeOther)
+	return nil
+}

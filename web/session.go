@@ -1,0 +1,163 @@
+package web
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"fmn/apperr"
+	"fmn/store"
+)
+
+// AuthConfig is how people sign in and who administers.
+type AuthConfig struct {
+	OIDCIssuer        string
+	OIDCClientID      string
+	OIDCClientSecret  string
+	OIDCUsernameClaim string
+	Admins            []string
+}
+
+// OIDC reports whether sign-in goes through an OpenID provider. Emailed links
+// are then off: the provider's username claim is the bus name, and a name
+// derived from some address must never be able to claim it first.
+func (a AuthConfig) OIDC() bool { return a.OIDCIssuer != "" }
+
+// secure reports whether the site is served over https, so cookies carry
+// the Secure flag and the __Host- prefix (which also pins them to this host
+// and path).
+func (s *Server) secure() bool { return strings.HasPrefix(s.BaseURL, "https://") }
+
+func (s *Server) cookieName(name string) string {
+	if s.secure() {
+		return "__Host-" + name
+	}
+	return name
+}
+
+// setCookie writes an HttpOnly, SameSite=Lax cookie: Lax keeps it off
+// cross-site subrequests and form posts, yet lets a mailed link or the
+// OpenID provider's redirect arrive signed in.
+func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
+	c := &http.Cookie{Name: s.cookieName(name), Value: value, Path: "/", HttpOnly: true,
+		Secure: s.secure(), SameSite: http.SameSiteLaxMode, MaxAge: int(maxAge.Seconds())}
+	if maxAge < 0 {
+		c.MaxAge = -1
+	}
+	http.SetCookie(w, c)
+}
+
+func (s *Server) cookie(r *http.Request, name string) string {
+	c, err := r.Cookie(s.cookieName(name))
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+const sessionCookie = "fmn_session"
+
+// startSession sets the session cookie for a new session.
+func (s *Server) startSession(w http.ResponseWriter, token string) {
+	s.setCookie(w, sessionCookie, token, store.SessionTTL)
+}
+
+// withSession puts the signed-in user, if any, in the request's context.
+// An unknown or expired cookie is cleared and the visitor treated as
+// signed out.
+func (s *Server) withSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := s.cookie(r, sessionCookie)
+		if tok == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		u, err := s.Store.UserBySession(r.Context(), tok)
+		if err != nil {
+			if err == apperr.ErrUnauthorized {
+				s.setCookie(w, sessionCookie, "", -1)
+			} else {
+				s.log.Error("look up session", "err", err)
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey, u)))
+	})
+}
+
+// signedIn reports whether the request carries a user.
+func signedIn(r *http.Request) bool { return userFrom(r.Context()).ID != 0 }
+
+// requireUser sends visitors to the sign-in page, remembering where they
+// were going when that was a page (a form posted after the session ended
+// cannot be replayed; the user signs in and does it again).
+func (s *Server) requireUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !signedIn(r) {
+			to := "/login"
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				to += "?next=" + url.QueryEscape(r.URL.RequestURI())
+			}
+			http.Redirect(w, r, to, http.StatusSeeOther)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isAdmin reports whether the signed-in user is named in FMN_ADMINS.
+func (s *Server) isAdmin(r *http.Request) bool {
+	u := userFrom(r.Context())
+	return u.ID != 0 && slices.Contains(s.Auth.Admins, u.Name)
+}
+
+// localPath keeps a post-sign-in redirect on this site: only a path, never
+// "//host" or a scheme, so the sign-in page cannot be an open redirect.
+func localPath(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+// limiter counts attempts per key in fixed windows. It is per process: it
+// stops a single client hammering sign-in; the per-address limit in the
+// database holds across processes.
+type limiter struct {
+	max    int
+	window time.Duration
+
+	mu    sync.Mutex
+	start time.Time
+	seen  map[string]int
+}
+
+func newLimiter(max int, window time.Duration) *limiter {
+	return &limiter{max: max, window: window, seen: map[string]int{}}
+}
+
+// allow counts one attempt for key and reports whether it is within bounds.
+func (l *limiter) allow(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if now.Sub(l.start) > l.window {
+		l.start, l.seen = now, map[string]int{}
+	}
+	l.seen[key]++
+	return l.seen[key] <= l.max
+}
+
+// clientIP is the address the request came from (after chi's RealIP).
+func clientIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}

@@ -1,0 +1,95 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"fmn/store"
+)
+
+// heartbeat keeps proxies from closing an idle stream and lets a client
+// notice a dead one.
+const heartbeat = 15 * time.Second
+
+// maxResume bounds how much history a resuming client is sent.
+const maxResume = 500
+
+// stream serves the caller's new notifications as Server-Sent Events:
+// `id: N`, `event: notification`, `data: {json}`. A client that reconnects
+// with Last-Event-ID first gets what it missed, from the database.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
+	if s.Hub == nil {
+		return fmt.Errorf("live stream requested but no hub runs in this process")
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		return fmt.Errorf("response writer cannot flush")
+	}
+	u := userFrom(r.Context())
+	// Subscribe before reading the backlog, so nothing falls between the
+	// two; ids already sent are skipped.
+	sub := s.Hub.subscribe(u.ID)
+	defer s.Hub.unsubscribe(u.ID, sub)
+
+	var last int64
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		last, _ = strconv.ParseInt(v, 10, 64)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: 3000\n\n")
+	if last > 0 {
+		backlog, err := s.Store.UserNotificationsAfter(r.Context(), u.ID, last, maxResume)
+		if err != nil {
+			return nil // the status line is out; the client will reconnect
+		}
+		for _, n := range backlog {
+			if err := writeEvent(w, n); err != nil {
+				return nil
+			}
+			last = n.ID
+		}
+	}
+	flusher.Flush()
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-s.shutdown:
+			return nil
+		case <-sub.gone:
+			return nil // too slow: dropped; the client resumes from its last id
+		case n := <-sub.c:
+			if n.ID <= last {
+				continue
+			}
+			if err := writeEvent(w, n); err != nil {
+				return nil
+			}
+			last = n.ID
+			flusher.Flush()
+		case <-tick.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return nil
+			}
+			flusher.Flush()
+		}
+	}
+}
+
+func writeEvent(w http.ResponseWriter, n store.Notification) error {
+	b, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "id: %d\nevent: notification\ndata: %s\n\n", n.ID, b)
+	return err
+}

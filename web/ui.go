@@ -1,0 +1,646 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
+
+	"fmn/apperr"
+	"fmn/delivery"
+	"fmn/rules"
+	"fmn/rules/meta"
+	"fmn/store"
+)
+
+// userPages registers the signed-in pages. Every form posts back to the
+// same site; CrossOriginProtection refuses a post from anywhere else, and
+// every store call is scoped to the signed-in user, so another user's object
+// is simply not found.
+func (s *Server) userPages(r chi.Router) {
+	r.Get("/rules", s.page(s.rulesPage))
+	r.Get("/rules/new", s.page(s.ruleEditor))
+	r.Post("/rules", s.page(s.saveRuleForm))
+	r.Get("/rules/{id}", s.page(s.ruleEditor))
+	r.Post("/rules/{id}", s.page(s.saveRuleForm))
+	r.Post("/rules/{id}/enabled", s.page(s.toggleRule))
+	r.Post("/rules/{id}/delete", s.page(s.deleteRuleForm))
+
+	r.Get("/destinations", s.page(s.destinationsPage))
+	r.Post("/destinations", s.page(s.addDestinationForm))
+	r.Post("/destinations/{id}/enabled", s.page(s.toggleDestination))
+	r.Post("/destinations/{id}/policy", s.page(s.policyForm))
+	r.Post("/destinations/{id}/mute", s.page(s.muteForm))
+	r.Post("/destinations/{id}/test", s.page(s.testSendForm))
+
+	r.Get("/settings", s.page(s.settingsPage))
+	r.Post("/settings", s.page(s.saveSettingsForm))
+	r.Post("/settings/tokens", s.page(s.createTokenForm))
+	r.Post("/settings/tokens/{id}/revoke", s.page(s.revokeTokenForm))
+	r.Post("/settings/feed", s.page(s.newFeedForm))
+	r.Post("/settings/delete", s.page(s.deleteAccountForm))
+
+	r.Get("/admin", s.page(s.adminPage))
+}
+
+// fieldErrors turns a validation error into the message beside its field;
+// other errors pass through to the error page.
+func fieldErrors(err error) (map[string]string, error) {
+	var inv *apperr.InvalidError
+	if errors.As(err, &inv) {
+		f := inv.Field
+		if f == "" {
+			f = "form"
+		}
+		return map[string]string{f: inv.Message}, nil
+	}
+	return nil, err
+}
+
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, to string) error {
+	http.Redirect(w, r, to, http.StatusSeeOther)
+	return nil
+}
+
+// ---- rules ----
+
+type ruleRow struct {
+	rules.Rule
+	Tracks       string
+	Destinations []string
+}
+
+type rulesPage struct {
+	Page
+	Rules []ruleRow
+}
+
+func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request) error {
+	u := userFrom(r.Context())
+	rs, err := s.Store.ListRules(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	ds, err := s.Store.ListDestinations(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	data := rulesPage{Page: s.base(r, "Rules")}
+	for _, rule := range rs {
+		row := ruleRow{Rule: rule, Tracks: describeTrack(rule)}
+		for _, d := range ds {
+			if slices.Contains(rule.Destinations, d.ID) {
+				row.Destinations = append(row.Destinations, d.Address)
+			}
+		}
+		data.Rules = append(data.Rules, row)
+	}
+	s.renderStatus(w, http.StatusOK, "rules.html", data)
+	return nil
+}
+
+// describeTrack says in words what a rule follows, for the rules list.
+func describeTrack(r rules.Rule) string {
+	var parts []string
+	if r.Track.Mine {
+		parts = append(parts, "my activity")
+	}
+	add := func(label string, vs []string) {
+		if len(vs) > 0 {
+			parts = append(parts, label+" "+strings.Join(vs, ", "))
+		}
+	}
+	add("users", r.Track.Users)
+	add("packages", r.Track.Packages)
+	add("topics", r.Track.Topics)
+	add("apps", r.Track.Apps)
+	out := strings.Join(parts, "; ")
+	var not []string
+	if r.Filters.NotMyActions {
+		not = append(not, "my own actions")
+	}
+	if len(r.Filters.AppsExclude) > 0 {
+		not = append(not, "apps "+strings.Join(r.Filters.AppsExclude, ", "))
+	}
+	if len(r.Filters.TopicsExclude) > 0 {
+		not = append(not, "topics "+strings.Join(r.Filters.TopicsExclude, ", "))
+	}
+	if len(not) > 0 {
+		out += " — except " + strings.Join(not, "; ")
+	}
+	return out
+}
+
+// ruleForm is the editor's fields, as typed (lists comma-separated).
+type ruleForm struct {
+	Name, Users, Packages, Topics, Apps, AppsExclude, TopicsExclude string
+	Enabled, Mine, NotMyActions                                     bool
+	Destinations                                                    []int64
+}
+
+type ruleEditorPage struct {
+	Page
+	ID           int64
+	Form         ruleForm
+	Errors       map[string]string
+	Destinations []store.Destination
+	KnownApps    []string
+	Packages     []string
+	Users        []string
+}
+
+func listText(vs []string) string { return strings.Join(vs, ", ") }
+
+// splitList reads a comma- or space-separated list.
+func splitList(v string) []string {
+	f := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+	if len(f) == 0 {
+		return nil
+	}
+	return f
+}
+
+func formOf(rule rules.Rule) ruleForm {
+	return ruleForm{
+		Name: rule.Name, Enabled: rule.Enabled, Mine: rule.Track.Mine, NotMyActions: rule.Filters.NotMyActions,
+		Users: listText(rule.Track.Users), Packages: listText(rule.Track.Packages), Topics: listText(rule.Track.Topics),
+		Apps: listText(rule.Track.Apps), AppsExclude: listText(rule.Filters.AppsExclude),
+		TopicsExclude: listText(rule.Filters.TopicsExclude), Destinations: rule.Destinations,
+	}
+}
+
+func (s *Server) editorPage(r *http.Request, id int64, f ruleForm, errs map[string]string) (ruleEditorPage, error) {
+	u := userFrom(r.Context())
+	ds, err := s.Store.ListDestinations(r.Context(), u.ID)
+	if err != nil {
+		return ruleEditorPage{}, err
+	}
+	apps, pkgs, users, err := s.Store.SeenValues(r.Context(), 5000, 500)
+	if err != nil {
+		return ruleEditorPage{}, err
+	}
+	known := meta.KnownApps()
+	for _, a := range apps {
+		if !slices.Contains(known, a) {
+			known = append(known, a)
+		}
+	}
+	slices.Sort(known)
+	title := "New rule"
+	if id != 0 {
+		title = "Edit rule"
+	}
+	return ruleEditorPage{Page: s.base(r, title), ID: id, Form: f, Errors: errs, Destinations: ds,
+		KnownApps: known, Packages: pkgs, Users: users}, nil
+}
+
+func (s *Server) ruleEditor(w http.ResponseWriter, r *http.Request) error {
+	u := userFrom(r.Context())
+	var id int64
+	f := ruleForm{Enabled: true}
+	if chi.URLParam(r, "id") != "" {
+		var err error
+		if id, err = pathID(r); err != nil {
+			return err
+		}
+		rule, err := s.Store.GetRule(r.Context(), u.ID, id)
+		if err != nil {
+			return err
+		}
+		f = formOf(rule)
+	} else if r.URL.Query().Get("preset") == "mine" {
+		// The packager's classic: everything about me, except what I did.
+		f = ruleForm{Name: "my packages", Enabled: true, Mine: true, NotMyActions: true}
+	}
+	if id == 0 {
+		// A new rule goes to every confirmed destination unless unticked.
+		ds, err := s.Store.ListDestinations(r.Context(), u.ID)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if d.Confirmed && d.Enabled {
+				f.Destinations = append(f.Destinations, d.ID)
+			}
+		}
+	}
+	data, err := s.editorPage(r, id, f, nil)
+	if err != nil {
+		return err
+	}
+	s.renderStatus(w, http.StatusOK, "rule.html", data)
+	return nil
+}
+
+func (s *Server) saveRuleForm(w http.ResponseWriter, r *http.Request) error {
+	u := userFrom(r.Context())
+	if err := r.ParseForm(); err != nil {
+		return apperr.Invalid("form", "the form could not be read")
+	}
+	var id int64
+	rule := rules.Rule{UserID: u.ID}
+	if chi.URLParam(r, "id") != "" {
+		var err error
+		if id, err = pathID(r); err != nil {
+			return err
+		}
+		// Start from the stored rule so that fields this editor does not
+		// show (set through the API) survive an edit.
+		if rule, err = s.Store.GetRule(r.Context(), u.ID, id); err != nil {
+			return err
+		}
+	}
+	pf := r.PostForm
+	f := ruleForm{
+		Name: pf.Get("name"), Users: pf.Get("track.users"), Packages: pf.Get("track.packages"),
+		Topics: pf.Get("track.topics"), Apps: pf.Get("track.apps"), AppsExclude: pf.Get("filters.apps_exclude"),
+		TopicsExclude: pf.Get("filters.topics_exclude"), Enabled: pf.Get("enabled") != "",
+		Mine: pf.Get("track.mine") != "", NotMyActions: pf.Get("filters.not_my_actions") != "",
+	}
+	for _, v := range pf["destinations"] {
+		d, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return apperr.Invalid("destinations", "no such destination of yours")
+		}
+		f.Destinations = append(f.Destinations, d)
+	}
+	rule.ID, rule.Name, rule.Enabled = id, f.Name, f.Enabled
+	rule.Track.Mine, rule.Track.Users, rule.Track.Packages = f.Mine, splitList(f.Users), splitList(f.Packages)
+	rule.Track.Topics, rule.Track.Apps = splitList(f.Topics), splitList(f.Apps)
+	rule.Filters.AppsExclude, rule.Filters.TopicsExclude = splitList(f.AppsExclude), splitList(f.TopicsExclude)
+	rule.Filters.NotMyActions = f.NotMyActions
+	rule.Destinations = nonNil(f.Destinations)
+	err := rule.Validate()
+	if err == nil {
+		_, err = s.Store.SaveRule(r.Context(), rule)
+	}
+	if err != nil {
+		errs, err := fieldErrors(err)
+		if err != nil {
+			return err
+		}
+		data, err := s.editorPage(r, id, f, errs)
+		if err != nil {
+			return err
+		}
+		s.renderStatus(w, http.StatusBadRequest, "rule.html", data)
+		return nil
+	}
+	return s.redirect(w, r, "/rules")
+}
+
+func (s *Server) toggleRule(w http.ResponseWriter, r *http.Request) error {
+	u := userFrom(r.Context())
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	rule, err := s.Store.GetRule(r.Context(), u.ID, id)
+	if err != nil {
+		return err
+	}
+	rule.Enabled = r.PostFormValue("enabled") == "true"
+	if _, err := s.Store.SaveRule(r.Context(), rule); err != nil {
+		return err
+	}
+	return s.redirect(w, r, "/rules")
+}
+
+func (s *Server) deleteRuleForm(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.Store.DeleteRule(r.Context(), userFrom(r.Context()).ID, id); err != nil {
+		return err
+	}
+	return s.redirect(w, r, "/rules")
+}
+
+// ---- destinations ----
+
+type destinationsPage struct {
+	Page
+	Destinations []store.Destination
+	Kind         string
+	Address      string
+	Errors       map[string]string
+	ErrorFor     int64 // the destination the errors are about; 0 = the add form
+	PushJS       bool
+	Notice       string
+}
+
+func (s *Server) renderDestinations(w http.ResponseWriter, r *http.Request, status int, data destinationsPage) error {
+	ds, err := s.Store.ListDestinations(r.Context(), userFrom(r.Context()).ID)
+	if err != nil {
+		return err
+	}
+	data.Page, data.Destinations, data.PushJS = s.base(r, "Destinations"), ds, s.pushJS
+	if data.Kind == "" {
+		data.Kind = "email"
+	}
+	switch r.URL.Query().Get("done") {
+	case "added":
+		data.Notice = "Added. A confirmation was sent to it: follow the link or code in it to start receiving notifications."
+	case "test":
+		data.Notice = "A test message is on its way."
+	}
+	s.renderStatus(w, status, "destinations.html", data)
+	return nil
+}
+
+func (s *Server) destinationsPage(w http.ResponseWriter, r *http.Request) error {
+	return s.renderDestinations(w, r, http.StatusOK, destinationsPage{})
+}
+
+// addDestinationForm stores the destination unconfirmed and queues its
+// confirmation in one transaction, as the API does.
+func (s *Server) addDestinationForm(w http.ResponseWriter, r *http.Request) error {
+	u := userFrom(r.Context())
+	kind, address := r.PostFormValue("kind"), strings.TrimSpace(r.PostFormValue("address"))
+	addr, err := delivery.ValidateAddress(kind, address)
+	if err == nil {
+		err = s.Store.InTx(r.Context(), func(tx pgx.Tx) error {
+			d, err := store.CreateDestination(r.Context(), tx, u.ID, kind, addr)
+			if err != nil {
+				return err
+			}
+			_, err = s.Jobs.InsertTx(r.Context(), tx, delivery.ConfirmArgs{DestinationID: d.ID}, nil)
+			return err
+		})
+		if err == apperr.ErrConflict {
+			err = apperr.Invalid("address", "you already have this destination")
+		}
+	}
+	if err != nil {
+		errs, err := fieldErrors(err)
+		if err != nil {
+			return err
+		}
+		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{Kind: kind, Address: address, Errors: errs})
+	}
+	return s.redirect(w, r, "/destinations?done=added")
+}
+
+func (s *Server) patchDestinationForm(w http.ResponseWriter, r *http.Request, p store.DestinationPatch) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Store.UpdateDestination(r.Context(), userFrom(r.Context()).ID, id, p); err != nil {
+		return err
+	}
+	return s.redirect(w, r, "/destinations")
+}
+
+func (s *Server) toggleDestination(w http.ResponseWriter, r *http.Request) error {
+	on := r.PostFormValue("enabled") == "true"
+	return s.patchDestinationForm(w, r, store.DestinationPatch{Enabled: &on})
+}
+
+// policyForm builds the delivery policy object from the form ({"mode",
+// "every", "daily_at", "after"}) and lets the delivery package judge it, so
+// the page and the API accept the same policies.
+func (s *Server) policyForm(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	p := map[string]any{"mode": r.PostFormValue("mode")}
+	if p["mode"] == "digest" {
+		if v := strings.TrimSpace(r.PostFormValue("every")); v != "" {
+			p["every"] = v
+		}
+		if v := strings.TrimSpace(r.PostFormValue("daily_at")); v != "" {
+			p["daily_at"] = v
+		}
+		if v := strings.TrimSpace(r.PostFormValue("after")); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id,
+					Errors: map[string]string{"delivery": "“After” is a number of notifications, like 10."}})
+			}
+			p["after"] = n
+		}
+	}
+	raw, _ := json.Marshal(p)
+	norm, err := delivery.ParsePolicy(raw)
+	if err == nil {
+		_, err = s.Store.UpdateDestination(r.Context(), userFrom(r.Context()).ID, id, store.DestinationPatch{Delivery: norm})
+	}
+	if err != nil {
+		errs, err := fieldErrors(err)
+		if err != nil {
+			return err
+		}
+		for k, v := range errs {
+			delete(errs, k)
+			errs["delivery"] = v
+		}
+		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id, Errors: errs})
+	}
+	return s.redirect(w, r, "/destinations")
+}
+
+// muteForm mutes a destination for a while, or unmutes it.
+func (s *Server) muteForm(w http.ResponseWriter, r *http.Request) error {
+	var until *time.Time
+	if v := r.PostFormValue("for"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > 90*24*time.Hour {
+			return apperr.Invalid("for", "choose how long to mute for")
+		}
+		t := time.Now().Add(d).UTC().Truncate(time.Minute)
+		until = &t
+	}
+	return s.patchDestinationForm(w, r, store.DestinationPatch{MutedUntil: &until})
+}
+
+func (s *Server) testSendForm(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	d, err := s.Store.GetDestination(r.Context(), userFrom(r.Context()).ID, id)
+	if err != nil {
+		return err
+	}
+	if !d.Confirmed {
+		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id,
+			Errors: map[string]string{"test": "Confirm this destination first: nothing is sent to it before."}})
+	}
+	if _, err := s.Jobs.Insert(r.Context(), delivery.TestSendArgs{DestinationID: d.ID}, nil); err != nil {
+		return fmt.Errorf("queue test message: %w", err)
+	}
+	return s.redirect(w, r, "/destinations?done=test")
+}
+
+// policyFields are a stored policy's values, to fill the policy form.
+type policyFields struct {
+	Mode    string `json:"mode"`
+	Every   string `json:"every"`
+	DailyAt string `json:"daily_at"`
+	After   int    `json:"after"`
+}
+
+func policyOf(raw json.RawMessage) policyFields {
+	var p policyFields
+	_ = json.Unmarshal(raw, &p) // a shape this page does not know shows as empty fields
+	return p
+}
+
+// policyText says a delivery policy in words.
+func policyText(raw json.RawMessage) string {
+	var p map[string]any
+	if json.Unmarshal(raw, &p) != nil {
+		return string(raw)
+	}
+	mode, _ := p["mode"].(string)
+	if mode == "immediate" || mode == "" {
+		return "at once"
+	}
+	var parts []string
+	if v, ok := p["every"]; ok {
+		parts = append(parts, fmt.Sprintf("every %v", v))
+	}
+	if v, ok := p["daily_at"]; ok {
+		parts = append(parts, fmt.Sprintf("daily at %v", v))
+	}
+	if v, ok := p["after"]; ok {
+		parts = append(parts, fmt.Sprintf("after %v notifications", v))
+	}
+	if len(parts) == 0 {
+		return mode
+	}
+	return mode + ": " + strings.Join(parts, ", ")
+}
+
+// when formats an optional time in UTC.
+func when(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// ---- settings ----
+
+type settingsPage struct {
+	Page
+	Settings   store.UserSettings
+	Tokens     []store.Token
+	NewToken   string
+	HasFeed    bool
+	FeedURL    string
+	Errors     map[string]string
+	TimeZones  []string
+	QuietStart string
+	QuietEnd   string
+	Saved      bool
+}
+
+// commonZones feed the time zone picker; any IANA name is accepted.
+var commonZones = []string{"UTC", "Europe/London", "Europe/Paris", "Europe/Berlin", "Europe/Prague", "Europe/Warsaw",
+	"Europe/Moscow", "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
+	"America/Sao_Paulo", "Asia/Kolkata", "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland"}
+
+func (s *Server) renderSettings(w http.ResponseWriter, r *http.Request, status int, data settingsPage) error {
+	u := userFrom(r.Context())
+	var err error
+	if data.Settings.Timezone == "" {
+		if data.Settings, err = s.Store.GetUserSettings(r.Context(), u.ID); err != nil {
+			return err
+		}
+		if data.Settings.QuietStart != nil {
+			data.QuietStart, data.QuietEnd = *data.Settings.QuietStart, *data.Settings.QuietEnd
+		}
+	}
+	if data.Tokens, err = s.Store.ListTokens(r.Context(), u.ID); err != nil {
+		return err
+	}
+	if data.HasFeed, err = s.Store.HasFeed(r.Context(), u.ID); err != nil {
+		return err
+	}
+	data.Page, data.TimeZones = s.base(r, "Settings"), commonZones
+	data.Saved = data.Saved || r.URL.Query().Get("done") == "saved"
+	s.renderStatus(w, status, "settings.html", data)
+	return nil
+}
+
+func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request) error {
+	return s.renderSettings(w, r, http.StatusOK, settingsPage{})
+}
+
+func (s *Server) saveSettingsForm(w http.ResponseWriter, r *http.Request) error {
+	us := store.UserSettings{Timezone: strings.TrimSpace(r.PostFormValue("timezone"))}
+	qs, qe := r.PostFormValue("quiet_start"), r.PostFormValue("quiet_end")
+	if qs != "" {
+		us.QuietStart = &qs
+	}
+	if qe != "" {
+		us.QuietEnd = &qe
+	}
+	if err := s.Store.UpdateUserSettings(r.Context(), userFrom(r.Context()).ID, us); err != nil {
+		errs, err := fieldErrors(err)
+		if err != nil {
+			return err
+		}
+		return s.renderSettings(w, r, http.StatusBadRequest, settingsPage{Settings: us, QuietStart: qs, QuietEnd: qe, Errors: errs})
+	}
+	return s.redirect(w, r, "/settings?done=saved")
+}
+
+// createTokenForm shows the new token once, on the page itself: it is not
+// stored anywhere it could be shown again.
+func (s *Server) createTokenForm(w http.ResponseWriter, r *http.Request) error {
+	label := strings.TrimSpace(r.PostFormValue("label"))
+	if len([]rune(label)) > 100 || strings.ContainsAny(label, "\r\n") {
+		return s.renderSettings(w, r, http.StatusBadRequest, settingsPage{Errors: map[string]string{"label": "A label is one line of at most 100 characters."}})
+	}
+	tok, err := s.Store.CreateToken(r.Context(), userFrom(r.Context()).ID, label)
+	if err != nil {
+		return err
+	}
+	return s.renderSettings(w, r, http.StatusOK, settingsPage{NewToken: tok})
+}
+
+func (s *Server) revokeTokenForm(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.Store.RevokeToken(r.Context(), userFrom(r.Context()).ID, id); err != nil {
+		return err
+	}
+	return s.redirect(w, r, "/settings")
+}
+
+func (s *Server) newFeedForm(w http.ResponseWriter, r *http.Request) error {
+	tok, err := s.Store.NewFeedToken(r.Context(), userFrom(r.Context()).ID)
+	if err != nil {
+		return err
+	}
+	return s.renderSettings(w, r, http.StatusOK, settingsPage{FeedURL: s.BaseURL + "/feed/" + tok})
+}
+
+// deleteAccountForm removes the user and everything of theirs; typing the
+// user name guards against a stray click.
+func (s *Server) deleteAccountForm(w http.ResponseWriter, r *http.Request) error {
+	u := userFrom(r.Context())
+	if strings.TrimSpace(r.PostFormValue("confirm")) != u.Name {
+		return s.renderSettings(w, r, http.StatusBadRequest, settingsPage{Errors: map[string]string{
+			"confirm": fmt.Sprintf("Type your user name, %s, to confirm.", u.Name)}})
+	}
+	if err := s.Store.DeleteUser(r.Context(), u.ID); err != nil {
+		return err
+	}
+	s.setCookie(w, sessionCookie, "", -1)
+	return s.redirect(w, r, "/")
+}
