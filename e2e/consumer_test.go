@@ -154,8 +154,9 @@ func TestSignedVectorsLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
+	cliEP := fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
 	db := storetest.URL(t)
-	p := launch(t, db, "FMN_BUS_ENDPOINTS="+pub.Addr(), "FMN_VALIDATE_SIGNATURES=true",
+	p := launch(t, db, "FMN_BUS_ENDPOINTS="+pub.Addr()+","+cliEP, "FMN_VALIDATE_SIGNATURES=true",
 		"FMN_CA_CERT="+dir+"ca.crt", "FMN_CRL="+dir+"crl.pem", "FMN_ROUTING_POLICY="+dir+"routing_policy.json")
 	if !pub.WaitSubscribers(context.Background(), 30*time.Second) {
 		t.Fatal("fmn never subscribed")
@@ -191,6 +192,30 @@ func TestSignedVectorsLive(t *testing.T) {
 	}
 	if dropped != 122-65 {
 		t.Fatalf("%v messages counted as dropped for their signatures, want %d", dropped, 122-65)
+	}
+
+	// fmn publish -sign stands in for a signing publisher: bodhi's
+	// certificate on a bodhi topic passes; koji's on it breaks the routing
+	// policy and is dropped.
+	publish := func(name string) {
+		out, err := exec.Command(fmnBin, "publish", "-endpoint", cliEP, "-wait", "30s",
+			"-topic", "org.fedoraproject.prod.bodhi.update.comment", "-msg", `{"comment": {"text": "signed by fmn"}}`,
+			"-sign", dir+"ssl/"+name+".crt", "-key", dir+"ssl/"+name+".key").CombinedOutput()
+		if err != nil {
+			t.Fatalf("fmn publish -sign %s: %v\n%s", name, err, out)
+		}
+	}
+	publish("bodhi.app01")
+	eventually(t, 30*time.Second, "the message signed by fmn stored", func() bool {
+		n, _ := st.CountMessages(context.Background())
+		return n == 66
+	})
+	publish("koji.hub01")
+	eventually(t, 30*time.Second, "the misrouted one dropped", func() bool {
+		return metric(t, p.base, `fmn_bus_messages_dropped_total{reason="routing_policy"}`) == 8
+	})
+	if n, _ := st.CountMessages(context.Background()); n != 66 {
+		t.Fatalf("%d messages stored, want 66", n)
 	}
 }
 
