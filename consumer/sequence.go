@@ -22,6 +22,9 @@ import (
 // part: "i" restarts with every publishing process and interleaves on
 // relays, so it cannot tell a loss from a restart.
 
+// maxReplay is the largest gap fmn asks a replay endpoint to fill.
+const maxReplay = 100000
+
 // batchPlan is a batch ready to store: the messages in order, replayed
 // ones before the message that revealed their gap, and what to record.
 type batchPlan struct {
@@ -66,7 +69,12 @@ func (in *Ingester) plan(ctx context.Context, batch []Received) (batchPlan, erro
 		default:
 			g := store.BusGap{Endpoint: r.Endpoint, AfterSeq: last, BeforeSeq: seq}
 			missing := seq - last - 1
-			if in.Replay != nil && in.Replay.CanReplay(r.Endpoint) {
+			if missing > maxReplay {
+				// A jump this big is a publisher whose store was replaced,
+				// not a few lost messages: asking would stall the bus for
+				// long and fetch what fmn may never have been meant to see.
+				g.Error = fmt.Sprintf("gap of %d messages is too large to replay (limit %d)", missing, maxReplay)
+			} else if in.Replay != nil && in.Replay.CanReplay(r.Endpoint) {
 				got, err := in.Replay.Replay(ctx, r.Endpoint, last, seq)
 				p.msgs = append(p.msgs, got...)
 				g.Recovered = int64(len(got))
