@@ -3,6 +3,7 @@ package consumer
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -106,4 +107,57 @@ func TestHostilePeer(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// FuzzFrameScanner: whatever the stream and however it is cut into reads,
+// the guard hands over the same bytes, and they never hold a complete
+// header declaring more than the limit.
+func FuzzFrameScanner(f *testing.F) {
+	greet := make([]byte, 64)
+	f.Add(append(append(greet[:64:64], zmtptest.Header(0x01, 3)...), 'a', 'b', 'c', 0, 0), 7)
+	f.Add(append(greet[:64:64], zmtptest.Header(0, 4<<30)...), 3)
+	f.Fuzz(func(t *testing.T, stream []byte, chunk int) {
+		if chunk <= 0 || chunk > 1<<16 {
+			chunk = 1
+		}
+		limits := GuardLimits{Frame: 100, Message: 300}
+		whole := frameScanner{limits: limits, greeting: zmtpGreetingLen}
+		n1, err1 := whole.feed(stream)
+		cut := frameScanner{limits: limits, greeting: zmtpGreetingLen}
+		n2, failed := 0, false
+		for off := 0; off < len(stream) && !failed; off += chunk {
+			n, err := cut.feed(stream[off:min(off+chunk, len(stream))])
+			n2 += n
+			failed = err != nil
+		}
+		if n1 != n2 || (err1 != nil) != failed {
+			t.Fatalf("whole: %d %v; in chunks of %d: %d %v", n1, err1, chunk, n2, failed)
+		}
+		// Re-read what was handed over: no complete header over the limit.
+		p := stream[:n1]
+		if len(p) <= 64 {
+			return
+		}
+		p = p[64:]
+		for len(p) > 0 {
+			hl := 2
+			if p[0]&zmtpLong != 0 {
+				hl = 9
+			}
+			if len(p) < hl {
+				return
+			}
+			size := uint64(p[1])
+			if hl == 9 {
+				size = binary.BigEndian.Uint64(p[1:9])
+			}
+			if size > limits.Frame {
+				t.Fatalf("handed over a header declaring %d bytes", size)
+			}
+			if uint64(len(p)-hl) < size {
+				return
+			}
+			p = p[hl+int(size):]
+		}
+	})
 }

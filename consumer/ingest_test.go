@@ -214,3 +214,32 @@ func TestNULStored(t *testing.T) {
 		t.Fatalf("%d messages stored, want 2", n)
 	}
 }
+
+// TestReplayChunks: a gap larger than one query is fetched in several,
+// each answer a multipart message through the size guard, all in order.
+func TestReplayChunks(t *testing.T) {
+	t.Parallel()
+	rs := NewReplayStore(1000)
+	for seq := int64(1); seq <= 300; seq++ {
+		rs.Add(seq, fmt.Sprintf("c%d", seq), envelope(t, fmt.Sprintf("c%d", seq), seq))
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	addr, err := ServeReplay(ctx, "tcp://127.0.0.1:0", rs, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &ZMQReplayer{Endpoints: map[string]string{"pub": addr}, Metrics: metrics.New(), Log: quiet}
+	got, err := rp.Replay(ctx, "pub", 10, 290)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 279 || got[0].Envelope.SeqID != 11 || got[278].Envelope.SeqID != 289 {
+		t.Fatalf("replayed %d messages, from %d", len(got), got[0].Envelope.SeqID)
+	}
+	for i, r := range got {
+		if r.Envelope.SeqID != int64(11+i) || !r.Replayed || r.Endpoint != "pub" {
+			t.Fatalf("message %d: %+v", i, r)
+		}
+	}
+}
