@@ -347,3 +347,79 @@ func TestHostilePeerService(t *testing.T) {
 		t.Fatalf("the drop was not logged")
 	}
 }
+
+// TestTwoInstancesTwoEndpoints: two `fmn serve` on one database, each
+// subscribed to a relay and its source carrying the same envelopes: every
+// message is stored once and notified once.
+func TestTwoInstancesTwoEndpoints(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.URL(t)
+	st := openStore(t, db)
+	u, err := st.EnsureUser(ctx, "alice", "alice@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dest int64
+	if err := st.Pool.QueryRow(ctx, `INSERT INTO destinations (user_id, kind, address, confirmed_at)
+		VALUES ($1, 'email', 'alice@example.org', now()) RETURNING id`, u.ID).Scan(&dest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pool.Exec(ctx, `WITH r AS (INSERT INTO rules (user_id, name, track) VALUES ($1, 'all', '{"topics": ["org.fedoraproject.*"]}') RETURNING id)
+		INSERT INTO rule_destinations SELECT r.id, $2 FROM r`, u.ID, dest); err != nil {
+		t.Fatal(err)
+	}
+	var pubs []*consumer.Publisher
+	var eps []string
+	for range 2 {
+		p, err := consumer.NewPublisher(ctx, fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		pubs, eps = append(pubs, p), append(eps, p.Addr())
+	}
+	// Mail goes to each instance's folder: the question here is what is
+	// stored and queued.
+	a := launch(t, db, "FMN_BUS_ENDPOINTS="+strings.Join(eps, ","))
+	b := launch(t, db, "FMN_BUS_ENDPOINTS="+strings.Join(eps, ","))
+	eventually(t, 30*time.Second, "both instances hear both publishers", func() bool {
+		for _, p := range pubs {
+			p.SendFrames([]byte("warm-up"))
+		}
+		for _, s := range []*proc{a, b} {
+			r := s.ready()
+			if len(r.Endpoints) != 2 {
+				return false
+			}
+			for _, e := range r.Endpoints {
+				if e.Received == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	const n = 100
+	for k := range n {
+		env := map[string]any{"topic": "org.fedoraproject.prod.test.twice", "msg": map[string]any{"k": k}, "msg_id": fmt.Sprintf("2026-twice-%d", k)}
+		for _, p := range pubs {
+			if err := p.Publish(env, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	handled := func(s *proc) float64 {
+		return metric(t, s.base, "fmn_bus_messages_stored_total") + metric(t, s.base, "fmn_bus_messages_duplicate_total")
+	}
+	eventually(t, 60*time.Second, "every copy handled", func() bool { return handled(a)+handled(b) == 4*n })
+	if s := metric(t, a.base, "fmn_bus_messages_stored_total") + metric(t, b.base, "fmn_bus_messages_stored_total"); s != n {
+		t.Fatalf("the instances stored %v messages in all, want %d", s, n)
+	}
+	var msgs, notes int64
+	st.Pool.QueryRow(ctx, `SELECT count(*) FROM messages`).Scan(&msgs)
+	st.Pool.QueryRow(ctx, `SELECT count(*) FROM notifications`).Scan(&notes)
+	if msgs != n || notes != n {
+		t.Fatalf("%d messages and %d notifications, want %d of each", msgs, notes, n)
+	}
+}
