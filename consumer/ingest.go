@@ -52,9 +52,9 @@ func (in *Ingester) Run(ctx context.Context, src <-chan Received) error {
 	// previous batch is in the database: the two overlap instead of
 	// adding up.
 	extracted := make(chan Received, maxBatch)
-	go func(in <-chan Received) {
+	go func(from <-chan Received) {
 		defer close(extracted)
-		for r := range in {
+		for r := range from {
 			r.extract()
 			select {
 			case extracted <- r:
