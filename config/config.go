@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Defaults, with the reason beside each.
@@ -37,6 +38,17 @@ const (
 	// DefaultMaxMessageBytes bounds a bus frame. Real fedmsg envelopes are a
 	// few kilobytes; the largest seen (big composes) stay under 1 MiB.
 	DefaultMaxMessageBytes = 4 << 20
+	// DefaultBusSilence is how long an endpoint may stay quiet before fmn
+	// redials it. Fedora's relays carry several messages a minute, so five
+	// quiet minutes there mean a dead or half-open connection (TCP
+	// keepalive alone takes longer to notice, and not at all when the
+	// relay lost its own upstream); a quiet single-service endpoint pays one
+	// cheap redial every five minutes.
+	DefaultBusSilence = 5 * time.Minute
+	// DefaultBusBufferBytes bounds the memory holding messages read from
+	// the bus but not yet stored (counted at about three times their raw
+	// size): at Fedora's rates that is hours of a stalled database.
+	DefaultBusBufferBytes = 256 << 20
 	// DefaultOIDCUsernameClaim is the standard claim for a login name;
 	// Fedora's accounts put the FAS name there too.
 	DefaultOIDCUsernameClaim = "preferred_username"
@@ -49,9 +61,11 @@ type Config struct {
 	Listen      string // FMN_LISTEN
 	BaseURL     string // FMN_BASE_URL; links in mail point here
 
-	BusEndpoints    []string // FMN_BUS_ENDPOINTS, comma-separated ZeroMQ addresses
-	BusTopicPrefix  string   // FMN_BUS_TOPIC_PREFIX; empty = whole firehose
-	MaxMessageBytes int      // FMN_MAX_MESSAGE_BYTES
+	BusEndpoints    []string      // FMN_BUS_ENDPOINTS, comma-separated ZeroMQ addresses
+	BusTopicPrefix  string        // FMN_BUS_TOPIC_PREFIX; empty = whole firehose
+	MaxMessageBytes int           // FMN_MAX_MESSAGE_BYTES
+	BusSilence      time.Duration // FMN_BUS_SILENCE; 0 = never redial a quiet endpoint
+	BusBufferBytes  int64         // FMN_BUS_BUFFER_BYTES
 
 	ValidateSignatures bool              // FMN_VALIDATE_SIGNATURES
 	CACert             string            // FMN_CA_CERT (path)
@@ -140,6 +154,7 @@ func readFile(path string) (map[string]string, error) {
 var known = map[string]bool{
 	"FMN_DATABASE_URL": true, "FMN_DATA_DIR": true, "FMN_LISTEN": true, "FMN_BASE_URL": true,
 	"FMN_BUS_ENDPOINTS": true, "FMN_BUS_TOPIC_PREFIX": true, "FMN_MAX_MESSAGE_BYTES": true,
+	"FMN_BUS_SILENCE": true, "FMN_BUS_BUFFER_BYTES": true,
 	"FMN_VALIDATE_SIGNATURES": true, "FMN_CA_CERT": true, "FMN_CRL": true,
 	"FMN_ROUTING_POLICY": true, "FMN_ROUTING_NITPICKY": true, "FMN_BUS_REPLAY": true,
 	"FMN_SMTP_URL": true, "FMN_MAIL_FROM": true, "FMN_IRC_URL": true, "FMN_IRC_NICK": true,
@@ -212,6 +227,12 @@ func parse(vals map[string]string) (Config, error) {
 	var err error
 	if c.MaxMessageBytes, err = strconv.Atoi(get("FMN_MAX_MESSAGE_BYTES", strconv.Itoa(DefaultMaxMessageBytes))); err != nil || c.MaxMessageBytes < 1024 {
 		errs = append(errs, fmt.Errorf("FMN_MAX_MESSAGE_BYTES: want a whole number of bytes, at least 1024"))
+	}
+	if c.BusSilence, err = time.ParseDuration(get("FMN_BUS_SILENCE", DefaultBusSilence.String())); err != nil || c.BusSilence < 0 {
+		errs = append(errs, fmt.Errorf("FMN_BUS_SILENCE: want a duration such as 5m (0 turns the watchdog off)"))
+	}
+	if c.BusBufferBytes, err = strconv.ParseInt(get("FMN_BUS_BUFFER_BYTES", strconv.Itoa(DefaultBusBufferBytes)), 10, 64); err != nil || c.BusBufferBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("FMN_BUS_BUFFER_BYTES: want a whole number of bytes, at least 1048576"))
 	}
 	if c.DemoRate, err = strconv.ParseFloat(get("FMN_DEMO_RATE", strconv.FormatFloat(DefaultDemoRate, 'f', -1, 64)), 64); err != nil || c.DemoRate <= 0 {
 		errs = append(errs, fmt.Errorf("FMN_DEMO_RATE: want a positive number of messages per second"))

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"time"
@@ -30,9 +31,15 @@ type Envelope struct {
 	Body      any    // the "msg" value
 	Username  string
 	Timestamp *time.Time
-	Seq       int64 // "i", the publisher's counter; 0 when absent
-	Fields    map[string]any
-	Raw       []byte // the envelope frame as received
+	Seq       int64 // "i", the publishing process's counter; 0 when absent
+	// SeqID is "seq_id", the number a publisher with a persistent store
+	// (and so a replay endpoint) gives each message; 0 when absent. It
+	// survives the publisher's restarts, unlike "i", and is what replay
+	// queries ask for, so gap detection follows it.
+	SeqID   int64
+	Headers map[string]any // "headers", newer publishers' free-form metadata
+	Fields  map[string]any
+	Raw     []byte // the envelope frame as received
 }
 
 // DecodeError says why a frame was refused; Reason is a short label for the
@@ -74,13 +81,16 @@ func Decode(raw []byte, maxBytes int) (Envelope, error) {
 	if !utf8.Valid(raw) {
 		return Envelope{}, bad("json", "envelope is not valid UTF-8")
 	}
+	if jsonDepth(raw) > maxDepth {
+		return Envelope{}, bad("nesting", "envelope nests deeper than %d levels", maxDepth)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var fields map[string]any
 	if err := dec.Decode(&fields); err != nil {
 		return Envelope{}, bad("json", "envelope is not a JSON object: %v", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return Envelope{}, bad("json", "trailing data after the envelope")
 	}
 	if fields == nil {
@@ -131,7 +141,53 @@ func Decode(raw []byte, maxBytes int) (Envelope, error) {
 		}
 		env.Seq = i
 	}
+	if v, ok := fields["seq_id"]; ok && v != nil {
+		n, ok := v.(json.Number)
+		i, err := n.Int64()
+		if !ok || err != nil || i < 0 {
+			return Envelope{}, bad("shape", "seq_id must be a non-negative integer")
+		}
+		env.SeqID = i
+	}
+	if v, ok := fields["headers"]; ok && v != nil {
+		h, ok := v.(map[string]any)
+		if !ok {
+			return Envelope{}, bad("shape", "headers must be an object")
+		}
+		env.Headers = h
+	}
 	return env, nil
+}
+
+// maxDepth bounds how deeply an envelope may nest: real ones stay under
+// ten levels; deeper input is an attack on the decoder's stack and time.
+const maxDepth = 64
+
+// jsonDepth returns the deepest nesting of arrays and objects in raw,
+// skipping strings. It does not validate; the decoder does that.
+func jsonDepth(raw []byte) int {
+	depth, deepest, inStr := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inStr {
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+		case '[', '{':
+			depth++
+			deepest = max(deepest, depth)
+		case ']', '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // DeriveMsgID gives old envelopes without msg_id a stable id: a hash of the

@@ -10,7 +10,6 @@ import (
 
 	"fmn/metrics"
 	"fmn/rules"
-	"fmn/rules/meta"
 	"fmn/store"
 )
 
@@ -31,16 +30,40 @@ type Ingester struct {
 	// OnStored, when set, is called after each committed batch with the
 	// number of new messages (the web UI's live view listens here).
 	OnStored func(n int)
+	// Committed, when set, is called after each committed batch with its
+	// messages (stored or found already there), e.g. to measure latency.
+	Committed func(batch []Received)
+	// Replay, when set, fetches what a gap in an endpoint's seq_id
+	// stream lost (see sequence.go).
+	Replay Replayer
+
+	positions map[string]int64 // committed last seq_id per endpoint
 }
 
 // maxBatch bounds one transaction: big enough to amortise the commit under a
 // burst, small enough to keep latency low.
-const maxBatch = 256
+const maxBatch = 1000
 
 // Run stores messages from src until it is closed or ctx ends. A database
 // error is retried with backoff, never dropped: what a subscriber read is
 // stored before the ingester takes the next batch.
 func (in *Ingester) Run(ctx context.Context, src <-chan Received) error {
+	// A stage of its own extracts each message's metadata while the
+	// previous batch is in the database: the two overlap instead of
+	// adding up.
+	extracted := make(chan Received, maxBatch)
+	go func(from <-chan Received) {
+		defer close(extracted)
+		for r := range from {
+			r.extract()
+			select {
+			case extracted <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}(src)
+	src = extracted
 	batch := make([]Received, 0, maxBatch)
 	for {
 		batch = batch[:0]
@@ -65,37 +88,100 @@ func (in *Ingester) Run(ctx context.Context, src <-chan Received) error {
 				break drain
 			}
 		}
-		backoff := 100 * time.Millisecond
-		for {
-			err := in.Ingest(ctx, batch)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			in.Log.Error("storing bus messages failed, retrying", "err", err, "batch", len(batch), "backoff", backoff)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 10*time.Second)
+		if err := in.ingestRetrying(ctx, batch); err != nil {
+			return nil
 		}
 	}
 }
 
-// Ingest stores one batch and its notifications.
+// ingestRetrying plans and stores a batch, retrying with backoff until it
+// is stored or ctx ends (its only error). A plan (with what a replay
+// fetched) is made once and kept across retries of the store.
+func (in *Ingester) ingestRetrying(ctx context.Context, batch []Received) error {
+	backoff := 100 * time.Millisecond
+	var p *batchPlan
+	for {
+		var err error
+		if p == nil {
+			var np batchPlan
+			if np, err = in.plan(ctx, batch); err == nil {
+				p = &np
+			}
+		}
+		if p != nil {
+			if err = in.store(ctx, *p); err == nil {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.Log.Error("storing bus messages failed, retrying", "err", err, "batch", len(batch), "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// Ingest checks one batch's sequence (replaying gaps) and stores it with
+// its notifications, once.
 func (in *Ingester) Ingest(ctx context.Context, batch []Received) error {
+	p, err := in.plan(ctx, batch)
+	if err != nil {
+		return err
+	}
+	return in.store(ctx, p)
+}
+
+// store writes a planned batch. When the batch fails for a message's
+// content (which no retry cures), the messages are stored one at a time
+// and the ones the database refuses are dropped and counted (reason
+// "unstorable"), so that one message can never stall the bus.
+func (in *Ingester) store(ctx context.Context, p batchPlan) error {
+	err := in.storeTx(ctx, p)
+	if err == nil || !isDataError(err) {
+		return err
+	}
+	for _, r := range p.msgs {
+		err := in.storeTx(ctx, batchPlan{msgs: []Received{r}})
+		if isDataError(err) {
+			in.Metrics.BusDropped.WithLabelValues("unstorable").Inc()
+			in.Log.Error("dropped a bus message the database refuses", "endpoint", r.Endpoint, "msg_id", r.Envelope.MsgID, "err", err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return in.storeTx(ctx, batchPlan{positions: p.positions, gaps: p.gaps})
+}
+
+// storeTx writes a planned batch, its notifications, delivery jobs, gaps
+// and positions in one transaction.
+func (in *Ingester) storeTx(ctx context.Context, p batchPlan) error {
+	// The same msg_id twice in one batch (a relay and its source, or a
+	// replayed message that also arrived live) is stored once.
+	seen := make(map[string]bool, len(p.msgs))
+	batch := p.msgs[:0:0]
+	for _, r := range p.msgs {
+		if seen[r.Envelope.MsgID] {
+			continue
+		}
+		seen[r.Envelope.MsgID] = true
+		batch = append(batch, r)
+	}
 	msgs := make([]store.NewMessage, len(batch))
 	for i, r := range batch {
 		e := r.Envelope
 		msgs[i] = store.NewMessage{
-			MsgID:    e.MsgID,
-			Meta:     meta.Extract(e.Topic, e.Body, e.Username),
+			MsgID:    cleanNUL(e.MsgID),
+			Meta:     r.extract(),
 			SentAt:   e.Timestamp,
 			Endpoint: r.Endpoint,
-			Envelope: e.Raw,
+			Envelope: storableEnvelope(e),
 		}
 	}
 	var stored, dup, matched int
@@ -105,27 +191,24 @@ func (in *Ingester) Ingest(ctx context.Context, batch []Received) error {
 		if err != nil {
 			return err
 		}
-		ids, err := store.InsertMessages(ctx, tx, msgs)
+		ids, err := store.InsertMessageBatch(ctx, tx, msgs)
 		if err != nil {
 			return err
 		}
-		var all []store.NewNotification
-		var ms []rules.Match // one buffer for the batch: matching allocates nothing
+		var mms []store.MessageMatches
 		for i, id := range ids {
 			if id == 0 {
 				dup++
 				continue
 			}
 			stored++
-			ms = set.AppendMatches(ms[:0], &msgs[i].Meta)
-			if len(ms) == 0 {
-				continue
+			if ms := set.Match(msgs[i].Meta); len(ms) > 0 {
+				mms = append(mms, store.MessageMatches{MessageID: id, Matches: ms})
 			}
-			ns, err := store.InsertNotifications(ctx, tx, id, ms)
-			if err != nil {
-				return err
-			}
-			all = append(all, ns...)
+		}
+		all, err := store.InsertNotificationBatch(ctx, tx, mms)
+		if err != nil {
+			return err
 		}
 		matched = len(all)
 		if len(all) > 0 {
@@ -133,14 +216,21 @@ func (in *Ingester) Ingest(ctx context.Context, batch []Received) error {
 				return fmt.Errorf("queue deliveries: %w", err)
 			}
 		}
-		return nil
+		if err := store.InsertBusGaps(ctx, tx, p.gaps); err != nil {
+			return err
+		}
+		return store.SaveBusPositions(ctx, tx, p.positions)
 	})
 	if err != nil {
 		return err
 	}
+	in.committed(p)
 	in.Metrics.BusStored.Add(float64(stored))
-	in.Metrics.BusDuplicate.Add(float64(dup))
+	in.Metrics.BusDuplicate.Add(float64(dup + len(p.msgs) - len(batch)))
 	in.Metrics.Matched.Add(float64(matched))
+	if in.Committed != nil {
+		in.Committed(batch)
+	}
 	if in.OnStored != nil && stored > 0 {
 		in.OnStored(stored)
 	}

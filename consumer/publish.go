@@ -3,6 +3,7 @@ package consumer
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
+
+	"fmn/consumer/fedmsg"
 )
 
 // Publisher is a fedmsg publisher: a PUB socket that binds (as fedmsg's
@@ -18,6 +21,41 @@ type Publisher struct {
 	sock     zmq4.Socket
 	seq      int64
 	hostname string
+
+	// Signer, when set, signs every fresh message as fedmsg's x509
+	// signer does.
+	Signer *Signer
+	// Store, when set, numbers every fresh message with "seq_id" and keeps
+	// it for a replay endpoint (see ServeReplay), as a fedmsg publisher with
+	// a persistent store does.
+	Store *ReplayStore
+}
+
+// Signer is a signing certificate and its key.
+type Signer struct {
+	CertPEM []byte
+	Key     *rsa.PrivateKey
+}
+
+// LoadSigner reads a PEM certificate and its PEM private key.
+func LoadSigner(certPath, keyPath string) (*Signer, error) {
+	cert, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, fmt.Errorf("read signing certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("read signing key: %w", err)
+	}
+	key, err := fedmsg.ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", keyPath, err)
+	}
+	// Sign checks that the key matches the certificate; find out now.
+	if _, err := fedmsg.Sign(map[string]any{}, cert, key); err != nil {
+		return nil, err
+	}
+	return &Signer{CertPEM: cert, Key: key}, nil
 }
 
 // NewPublisher binds (or, with connect, dials) endpoint.
@@ -65,7 +103,13 @@ func (p *Publisher) WaitSubscribers(ctx context.Context, timeout time.Duration) 
 
 // Publish sends an envelope. With fresh, it is stamped as fedmsg's publisher
 // stamps a new message: a new msg_id, the next "i", and a timestamp and
-// username where missing; the input map is not changed.
+// username where missing; with a replay store also the next "seq_id"; and
+// then it is signed when the publisher has a Signer. The input map is not
+// changed.
+//
+// fedmsg's own publisher adds seq_id after signing, so the reference
+// validator rejects its replayable messages; fmn numbers first and signs
+// after, so what it publishes verifies everywhere.
 func (p *Publisher) Publish(env map[string]any, fresh bool) error {
 	env = maps.Clone(env)
 	if fresh {
@@ -79,11 +123,25 @@ func (p *Publisher) Publish(env map[string]any, fresh bool) error {
 		if _, ok := env["username"]; !ok {
 			env["username"] = "fmn"
 		}
+		delete(env, "seq_id")
+		if p.Store != nil {
+			env["seq_id"] = p.Store.NextSeq()
+		}
+		if p.Signer != nil {
+			var err error
+			if env, err = fedmsg.Sign(env, p.Signer.CertPEM, p.Signer.Key); err != nil {
+				return err
+			}
+		}
 	}
 	topic, _ := env["topic"].(string)
 	raw, err := EncodeEnvelope(env)
 	if err != nil {
 		return err
+	}
+	if fresh && p.Store != nil {
+		id, _ := env["msg_id"].(string)
+		p.Store.Add(env["seq_id"].(int64), id, raw)
 	}
 	return p.Send(topic, raw)
 }

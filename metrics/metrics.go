@@ -20,6 +20,8 @@ type Metrics struct {
 	BusDuplicate prometheus.Counter
 	BusDropped   *prometheus.CounterVec // reason
 	BusGaps      *prometheus.CounterVec // endpoint
+	BusReplayed  *prometheus.CounterVec // endpoint
+	BusMissed    *prometheus.CounterVec // endpoint
 	BusConnected *prometheus.GaugeVec   // endpoint
 	BusLastSeen  *prometheus.GaugeVec   // endpoint, unix seconds
 
@@ -48,6 +50,12 @@ func New() *Metrics {
 		BusGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fmn_bus_gaps_total", Help: "Sequence gaps seen per endpoint.",
 		}, []string{"endpoint"}),
+		BusReplayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fmn_bus_messages_replayed_total", Help: "Missed messages fetched from a replay endpoint, per endpoint.",
+		}, []string{"endpoint"}),
+		BusMissed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fmn_bus_messages_missed_total", Help: "Messages known lost in sequence gaps (not replayed), per endpoint.",
+		}, []string{"endpoint"}),
 		BusConnected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "fmn_bus_endpoint_connected", Help: "1 while the endpoint's socket is connected.",
 		}, []string{"endpoint"}),
@@ -64,7 +72,7 @@ func New() *Metrics {
 			Name: "fmn_delivery_failures_total", Help: "Failed delivery attempts, per channel.",
 		}, []string{"channel"}),
 	}
-	r.MustRegister(m.BusReceived, m.BusStored, m.BusDuplicate, m.BusDropped, m.BusGaps, m.BusConnected,
+	r.MustRegister(m.BusReceived, m.BusStored, m.BusDuplicate, m.BusDropped, m.BusGaps, m.BusReplayed, m.BusMissed, m.BusConnected,
 		m.BusLastSeen, m.Matched, m.Sent, m.Failures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, ch := range []string{"email", "irc", "push"} {

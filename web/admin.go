@@ -20,6 +20,7 @@ type adminPage struct {
 	Consuming    bool
 	Rates        []store.EndpointRate
 	Gaps         []gapCount
+	RecentGaps   []store.BusGap
 	Queues       []store.QueueDepth
 	Failing      []store.FailingDestination
 	DeadJobs     []store.DeadJob
@@ -54,6 +55,9 @@ func (s *Server) adminPage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	data.Gaps = s.gapCounts()
+	if data.RecentGaps, err = s.Store.RecentBusGaps(ctx, 50); err != nil {
+		return err
+	}
 	s.renderStatus(w, http.StatusOK, "admin.html", data)
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"fmn/config"
 	"fmn/consumer"
+	"fmn/consumer/fedmsg"
 	"fmn/delivery"
 	"fmn/metrics"
 	"fmn/pgcluster"
@@ -155,12 +156,17 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		if len(endpoints) == 0 {
 			log.Warn("no bus endpoints configured (FMN_BUS_ENDPOINTS): nothing will be consumed")
 		}
+		verifier, replayer, err := busChecks(cfg, m, log)
+		if err != nil {
+			return err
+		}
 		sub = &consumer.Subscriber{Endpoints: endpoints, TopicPrefix: cfg.BusTopicPrefix,
-			MaxBytes: cfg.MaxMessageBytes, Metrics: m, Log: log}
+			MaxBytes: cfg.MaxMessageBytes, Verifier: verifier, Silence: cfg.BusSilence,
+			BacklogBytes: cfg.BusBufferBytes, Metrics: m, Log: log}
 		ch := make(chan consumer.Received, 4096)
 		live := rules.NewLive(store.RuleSource{})
 		ing := &consumer.Ingester{Store: st, Rules: live,
-			Queue: delivery.Queue{Client: jobs}, Metrics: m, Log: log}
+			Queue: delivery.Queue{Client: jobs}, Replay: replayer, Metrics: m, Log: log}
 		bus.Go(func() error { return st.FollowRules(busCtx, live, log) })
 		subDone := make(chan struct{})
 		bus.Go(func() error { defer close(subDone); return sub.Run(busCtx, ch) })
@@ -226,6 +232,24 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	_ = chans.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// busChecks builds the signature verifier (when FMN_VALIDATE_SIGNATURES is
+// on) and the replayer (when FMN_BUS_REPLAY names replay endpoints).
+func busChecks(cfg config.Config, m *metrics.Metrics, log *slog.Logger) (*fedmsg.Verifier, consumer.Replayer, error) {
+	var v *fedmsg.Verifier
+	if cfg.ValidateSignatures {
+		var err error
+		if v, err = fedmsg.LoadVerifierFiles(cfg.CACert, cfg.CRL, cfg.RoutingPolicy, cfg.RoutingNitpicky); err != nil {
+			return nil, nil, fmt.Errorf("FMN_VALIDATE_SIGNATURES: %w", err)
+		}
+		log.Info("validating bus message signatures", "ca", cfg.CACert, "crl", cfg.CRL, "routing_policy", cfg.RoutingPolicy)
+	}
+	var r consumer.Replayer
+	if len(cfg.BusReplay) > 0 {
+		r = &consumer.ZMQReplayer{Endpoints: cfg.BusReplay, MaxBytes: cfg.MaxMessageBytes, Verifier: v, Metrics: m, Log: log}
+	}
+	return v, r, nil
 }
 
 func stopWorkers(jobs *river.Client[pgx.Tx], log *slog.Logger) {

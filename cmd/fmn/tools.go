@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -13,6 +15,7 @@ import (
 	"fmn/consumer"
 	"fmn/consumer/fedmsg"
 	"fmn/delivery"
+	"fmn/rules"
 	"fmn/rules/meta"
 )
 
@@ -83,11 +86,22 @@ func (e env) publish(ctx context.Context, args []string) error {
 	rate := fs.Float64("rate", 0, "messages a second for -corpus (0: as fast as subscribers take them)")
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for a subscriber before publishing")
 	linger := fs.Duration("linger", 500*time.Millisecond, "how long to keep the socket open after the last message")
+	signCert := fs.String("sign", "", "sign every message with this certificate (PEM); needs -key")
+	signKey := fs.String("key", "", "the private key (PEM) of the -sign certificate")
+	replay := fs.String("replay", "", "serve fedmsg replay queries on this REP endpoint (numbers messages with seq_id)")
+	replayKeep := fs.Int("replay-keep", 100000, "how many recent messages the replay endpoint keeps")
+	stdin := fs.Bool("stdin", false, "publish envelopes read from stdin, one JSON a line, as they come (a line #wait waits up to -wait for a subscriber); exit at end of input")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if (*signCert == "") != (*signKey == "") {
+		return errors.New("publish: -sign CERT and -key KEY go together")
+	}
 	var envs []map[string]any
 	switch {
+	case *stdin && (*corpus != "" || *topic != ""):
+		return errors.New("publish: -stdin excludes -corpus and -topic")
+	case *stdin:
 	case *corpus != "" && (*topic != "" || *msg != ""):
 		return errors.New("publish: give either -corpus or -topic with -msg")
 	case *corpus != "":
@@ -104,11 +118,39 @@ func (e env) publish(ctx context.Context, args []string) error {
 	default:
 		return errors.New("publish: -topic (with -msg) or -corpus is required")
 	}
+	var signer *consumer.Signer
+	if *signCert != "" {
+		var err error
+		if signer, err = consumer.LoadSigner(*signCert, *signKey); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	}
 	pub, err := consumer.NewPublisher(ctx, *endpoint, *connect)
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
+	pub.Signer = signer
+	if *replay != "" {
+		pub.Store = consumer.NewReplayStore(*replayKeep)
+		addr, err := consumer.ServeReplay(ctx, *replay, pub.Store, e.logger("warn"))
+		if err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		fmt.Fprintf(e.stderr, "fmn publish: replay endpoint on %s\n", addr)
+	}
+	if *stdin {
+		n, err := publishStream(ctx, pub, e.stdin, *wait)
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(*linger):
+		}
+		fmt.Fprintf(e.stderr, "published %d messages on %s\n", n, *endpoint)
+		return nil
+	}
 	if !*connect && !pub.WaitSubscribers(ctx, *wait) {
 		fmt.Fprintf(e.stderr, "fmn publish: no subscriber after %s; publishing anyway\n", *wait)
 	}
@@ -124,6 +166,40 @@ func (e env) publish(ctx context.Context, args []string) error {
 	return nil
 }
 
+// publishStream publishes each envelope line of r as a fresh message as
+// soon as it is read, so that a test (or a shell pipe) decides when each
+// message goes out. A line "#wait" waits (up to wait) until a subscriber
+// is there, since a PUB socket drops what it sends before anyone listens.
+func publishStream(ctx context.Context, pub *consumer.Publisher, r io.Reader, wait time.Duration) (int, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	n := 0
+	for line := 1; sc.Scan(); line++ {
+		if ctx.Err() != nil {
+			return n, nil
+		}
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		if string(text) == "#wait" {
+			pub.WaitSubscribers(ctx, wait)
+			continue
+		}
+		envs, err := consumer.ReadEnvelopes(bytes.NewReader(sc.Bytes()))
+		if err != nil {
+			return n, fmt.Errorf("publish: stdin line %d: %w", line, err)
+		}
+		for _, env := range envs {
+			if err := pub.Publish(env, true); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, sc.Err()
+}
+
 func orNull(s string) string {
 	if s == "" {
 		return "{}"
@@ -136,8 +212,28 @@ func (e env) tail(ctx context.Context, args []string) error {
 	fs := e.flags("tail")
 	endpoint := fs.String("endpoint", "tcp://127.0.0.1:9940", "ZeroMQ address to connect to")
 	prefix := fs.String("topic", "", "topic prefix to subscribe to (empty: everything)")
+	glob := fs.String("glob", "", "print only topics matching this glob (* matches anything, dots included)")
+	validate := fs.Bool("validate", false, "print each message's signature verdict instead of the envelope (needs -ca)")
+	ca := fs.String("ca", "", "CA certificate (PEM), for -validate")
+	crl := fs.String("crl", "", "certificate revocation list (PEM), for -validate")
+	policy := fs.String("routing-policy", "", "routing policy JSON, for -validate")
+	nitpicky := fs.Bool("nitpicky", false, "with -validate: refuse topics the routing policy does not list")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var v *fedmsg.Verifier
+	if *validate {
+		if *ca == "" {
+			return errors.New("tail: -validate needs -ca")
+		}
+		var err error
+		if v, err = fedmsg.LoadVerifierFiles(*ca, *crl, *policy, *nitpicky); err != nil {
+			return fmt.Errorf("tail: %w", err)
+		}
+	}
+	var match func(string) bool
+	if *glob != "" {
+		match = rules.CompileGlob(*glob).Match
 	}
 	sub := zmq4.NewSub(ctx, zmq4.WithAutomaticReconnect(true), zmq4.WithDialerMaxRetries(-1))
 	defer sub.Close()
@@ -161,6 +257,23 @@ func (e env) tail(ctx context.Context, args []string) error {
 		env, err := consumer.DecodeFrames(m.Frames, 0)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "fmn tail: skipped a bad message: %v\n", err)
+			continue
+		}
+		if match != nil && !match(env.Topic) {
+			continue
+		}
+		if v != nil {
+			out := verdict{MsgID: env.MsgID, Valid: true, Reason: "ok"}
+			if err := v.Verify(env.Fields); err != nil {
+				out.Valid, out.Reason = false, err.Error()
+			}
+			b, _ := json.Marshal(struct {
+				Topic string `json:"topic"`
+				verdict
+			}{env.Topic, out})
+			w.Write(b)
+			w.WriteByte('\n')
+			w.Flush()
 			continue
 		}
 		w.Write(env.Raw)

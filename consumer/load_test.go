@@ -1,0 +1,183 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"fmn/rules"
+	"fmn/store"
+	"fmn/store/storetest"
+)
+
+// TestIngestLoad is the consumer's load generator, run by `make bench`
+// (FMN_BENCH=1): the real path from a ZeroMQ PUB socket over loopback,
+// through a Subscriber and an Ingester with a few hundred rules, into a
+// real PostgreSQL. It prints
+//
+//	bench: ingest_msgs_per_s N msgs/s  (20,000 messages published as fast as possible)
+//	bench: ingest_p99_ms N ms          (publish → committed, at a steady 1,000 msg/s)
+//
+// and fails if a single message is lost.
+func TestIngestLoad(t *testing.T) {
+	if os.Getenv("FMN_BENCH") == "" {
+		t.Skip("a load generator: set FMN_BENCH=1 (make bench does)")
+	}
+	corpus, err := ReadCorpus("../testdata/fedmsg-meta.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("throughput", func(t *testing.T) {
+		const n = 20000
+		r := startLoad(t, corpus)
+		start := time.Now()
+		r.publish(t, n, 0)
+		r.wait(t, n, 120*time.Second)
+		el := time.Since(start)
+		fmt.Printf("bench: ingest_msgs_per_s %.0f msgs/s\n", float64(n)/el.Seconds())
+		r.stop()
+	})
+	t.Run("latency", func(t *testing.T) {
+		const n, rate = 5000, 1000
+		r := startLoad(t, corpus)
+		r.publish(t, n, rate)
+		r.wait(t, n, 60*time.Second)
+		r.mu.Lock()
+		lat := slices.Clone(r.lat)
+		r.mu.Unlock()
+		slices.Sort(lat)
+		p := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / 1e6 }
+		fmt.Printf("bench: ingest_p50_ms %.1f ms\n", p(0.5))
+		fmt.Printf("bench: ingest_p99_ms %.1f ms\n", p(0.99))
+		r.stop()
+	})
+}
+
+func track(i int, apps []string) rules.Track {
+	tr := rules.Track{Users: []string{fmt.Sprintf("user%d", i)}}
+	if i%30 == 0 {
+		tr.Topics = []string{"org.fedoraproject.*." + apps[(i/30)%len(apps)] + ".*"}
+	}
+	return tr
+}
+
+type loadRig struct {
+	pub    *Publisher
+	in     *Ingester
+	st     *store.Store
+	cancel context.CancelFunc
+	done   chan struct{}
+	corpus []map[string]any
+
+	mu   sync.Mutex
+	seen int
+	lat  []time.Duration
+	sent map[string]time.Time
+}
+
+func startLoad(t *testing.T, corpus []map[string]any) *loadRig {
+	ctx, cancel := context.WithCancel(context.Background())
+	st := storetest.New(t)
+	// 300 users, each with a confirmed address and a rule following
+	// themselves, and one in thirty also following one of the corpus's
+	// applications: most messages notify one or two people, as on
+	// Fedora's bus, so matching and fan-out do real work.
+	apps := []string{"bodhi", "buildsys", "git", "pagure", "copr", "fas", "anitya", "compose", "ci", "github"}
+	for i := range 300 {
+		u, err := st.EnsureUser(ctx, fmt.Sprintf("user%d", i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dest int64
+		if err := st.Pool.QueryRow(ctx, `INSERT INTO destinations (user_id, kind, address, confirmed_at)
+			VALUES ($1, 'email', $2, now()) RETURNING id`, u.ID, fmt.Sprintf("user%d@example.org", i)).Scan(&dest); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.SaveRule(ctx, rules.Rule{UserID: u.ID, Name: "r", Enabled: true,
+			Track:        track(i, apps),
+			Destinations: []int64{dest}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, err := NewPublisher(ctx, "tcp://127.0.0.1:0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &loadRig{pub: pub, st: st, cancel: cancel, done: make(chan struct{}), corpus: corpus, sent: map[string]time.Time{}}
+	r.in = newIngester(t, st, nil)
+	r.in.Committed = func(batch []Received) {
+		now := time.Now()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, m := range batch {
+			if at, ok := r.sent[m.Envelope.MsgID]; ok {
+				r.lat = append(r.lat, now.Sub(at))
+				delete(r.sent, m.Envelope.MsgID)
+				r.seen++
+			}
+		}
+	}
+	sub := &Subscriber{Endpoints: []string{pub.Addr()}, MaxBytes: 4 << 20, Metrics: r.in.Metrics, Log: quiet}
+	ch := make(chan Received, 4096)
+	subDone := make(chan struct{})
+	go func() { defer close(subDone); sub.Run(ctx, ch) }()
+	go func() { <-subDone; close(ch) }()
+	go func() { defer close(r.done); r.in.Run(context.WithoutCancel(ctx), ch) }()
+	if !pub.WaitSubscribers(ctx, 10*time.Second) {
+		t.Fatal("no subscriber")
+	}
+	return r
+}
+
+// publish sends n corpus envelopes as new messages, at rate a second (0:
+// as fast as the socket takes them).
+func (r *loadRig) publish(t *testing.T, n int, rate float64) {
+	start := time.Now()
+	for i := range n {
+		if rate > 0 {
+			if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
+				time.Sleep(d) // pacing the load, not waiting for a result
+			}
+		}
+		env := map[string]any{}
+		for k, v := range r.corpus[i%len(r.corpus)] {
+			env[k] = v
+		}
+		id := fmt.Sprintf("load-%d-%d", start.UnixNano(), i)
+		env["msg_id"] = id
+		r.mu.Lock()
+		r.sent[id] = time.Now()
+		r.mu.Unlock()
+		if err := r.pub.Publish(env, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// wait waits until n messages were committed; any loss fails the run.
+func (r *loadRig) wait(t *testing.T, n int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		r.mu.Lock()
+		seen := r.seen
+		r.mu.Unlock()
+		if seen == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d messages stored after %s: lost %d (dropped: %v)", seen, n, timeout, n-seen,
+				value(r.in.Metrics.BusDropped.WithLabelValues("backlog")))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (r *loadRig) stop() {
+	r.cancel()
+	<-r.done
+	r.pub.Close()
+}

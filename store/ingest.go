@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"fmn/rules"
+)
+
+// The bus ingester's batch statements: one INSERT for a whole batch of
+// messages and one for all their notifications, instead of a statement
+// per row, so that a batch costs a handful of round trips whatever its
+// size.
+
+// insertMessageBatch inserts rows from parallel arrays in their order.
+// usernames and packages travel as one JSON array per row (a text[][]
+// cannot be ragged).
+const insertMessageBatch = `
+	INSERT INTO messages (msg_id, topic, app, agent, usernames, packages, summary, link, severity, sent_at, endpoint, envelope)
+	SELECT t.msg_id, t.topic, t.app, t.agent,
+		ARRAY(SELECT jsonb_array_elements_text(t.usernames)), ARRAY(SELECT jsonb_array_elements_text(t.packages)),
+		t.summary, t.link, t.severity, t.sent_at, t.endpoint, t.envelope::jsonb
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[],
+		$9::text[], $10::timestamptz[], $11::text[], $12::text[])
+		WITH ORDINALITY AS t(msg_id, topic, app, agent, usernames, packages, summary, link, severity, sent_at, endpoint, envelope, ord)
+	ORDER BY t.ord
+	ON CONFLICT (msg_id) DO NOTHING
+	RETURNING id, msg_id`
+
+// InsertMessageBatch stores msgs in tx, in their order, idempotently on
+// msg_id (msgs must not repeat a msg_id). The returned slice holds, for
+// each input, the new row's id, or 0 when that msg_id was already stored.
+func InsertMessageBatch(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]int64, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	n := len(msgs)
+	ids, topics, apps, agents := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	users, pkgs := make([]string, n), make([]string, n)
+	summaries, links, sevs := make([]string, n), make([]string, n), make([]string, n)
+	sent := make([]*time.Time, n)
+	eps, envs := make([]string, n), make([]string, n)
+	for i, m := range msgs {
+		md := m.Meta
+		ids[i], topics[i], apps[i], agents[i] = m.MsgID, md.Topic, md.App, md.Agent
+		users[i], pkgs[i] = jsonList(md.Usernames), jsonList(md.Packages)
+		summaries[i], links[i], sevs[i] = md.Summary, md.Link, md.Severity
+		sent[i], eps[i], envs[i] = m.SentAt, m.Endpoint, string(m.Envelope)
+	}
+	rows, err := tx.Query(ctx, insertMessageBatch, ids, topics, apps, agents, users, pkgs, summaries, links, sevs, sent, eps, envs)
+	if err != nil {
+		return nil, translate(err, "store messages")
+	}
+	byID := make(map[string]int64, n)
+	var id int64
+	var msgID string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &msgID}, func() error { byID[msgID] = id; return nil }); err != nil {
+		return nil, translate(err, "store messages")
+	}
+	out := make([]int64, n)
+	for i, m := range msgs {
+		out[i] = byID[m.MsgID]
+	}
+	return out, nil
+}
+
+func jsonList(l []string) string {
+	if len(l) == 0 {
+		return "[]"
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		panic(fmt.Sprintf("encode string list: %v", err)) // cannot fail for strings
+	}
+	return string(b)
+}
+
+// MessageMatches are the rule matches of one stored message.
+type MessageMatches struct {
+	MessageID int64
+	Matches   []rules.Match
+}
+
+// InsertNotificationBatch records the matches of many stored messages in
+// tx with one statement. A (message, destination) pair that already exists
+// is skipped, so a replay never notifies twice.
+func InsertNotificationBatch(ctx context.Context, tx pgx.Tx, mms []MessageMatches) ([]NewNotification, error) {
+	var msgIDs, users, ruleIDs, dests []int64
+	for _, mm := range mms {
+		for _, m := range mm.Matches {
+			msgIDs = append(msgIDs, mm.MessageID)
+			users = append(users, m.UserID)
+			ruleIDs = append(ruleIDs, m.RuleID)
+			dests = append(dests, m.DestinationID)
+		}
+	}
+	if len(msgIDs) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, `
+		WITH ins AS (
+			INSERT INTO notifications (message_id, user_id, rule_id, destination_id)
+			SELECT m, u, r, d FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS t(m, u, r, d)
+			ON CONFLICT (message_id, destination_id) DO NOTHING
+			RETURNING id, destination_id)
+		SELECT ins.id, ins.destination_id, d.kind FROM ins JOIN destinations d ON d.id = ins.destination_id`,
+		msgIDs, users, ruleIDs, dests)
+	if err != nil {
+		return nil, translate(err, "insert notifications")
+	}
+	ns, err := pgx.CollectRows(rows, pgx.RowToStructByPos[NewNotification])
+	return ns, translate(err, "insert notifications")
+}
