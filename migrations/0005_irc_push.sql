@@ -14,14 +14,14 @@ CREATE TABLE push_vapid_keys (
 -- Every confirmation sent, by channel and (normalised) address, so that
 -- neither one address nor the whole channel can be used to spam: the
 -- confirmation is the one thing fmn sends to an address nobody vouched for.
-CREATE TABLE confirm_sends (
+CREATE TABLE channel_confirm_sends (
     id       bigserial PRIMARY KEY,
     kind     text NOT NULL,
     address  text NOT NULL,
     sent_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX confirm_sends_address ON confirm_sends (kind, address, sent_at);
-CREATE INDEX confirm_sends_sent ON confirm_sends (sent_at);
+CREATE INDEX channel_confirm_sends_kind_address ON channel_confirm_sends (kind, address, sent_at);
+CREATE INDEX channel_confirm_sends_sent ON channel_confirm_sends (sent_at);
 
 -- IRC nicks compare under the rfc1459 case mapping (ASCII, and []\~ are the
 -- upper case of {}|^): the bot finds a sender's destinations by this key.

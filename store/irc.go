@@ -97,12 +97,12 @@ func (s *Store) AllowConfirm(ctx context.Context, kind, address string, l Confir
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('fmn.confirm.' || $1))`, kind); err != nil {
 			return translate(err, "lock confirmation limit")
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM confirm_sends WHERE sent_at < now() - interval '2 days'`); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM channel_confirm_sends WHERE sent_at < now() - interval '2 days'`); err != nil {
 			return translate(err, "expire confirmation log")
 		}
 		var n int
 		var oldest *time.Time
-		err := tx.QueryRow(ctx, `SELECT count(*), min(sent_at) FROM confirm_sends
+		err := tx.QueryRow(ctx, `SELECT count(*), min(sent_at) FROM channel_confirm_sends
 			WHERE kind = $1 AND address = $2 AND sent_at > now() - $3::interval`,
 			kind, address, l.Window.String()).Scan(&n, &oldest)
 		if err != nil {
@@ -113,7 +113,7 @@ func (s *Store) AllowConfirm(ctx context.Context, kind, address string, l Confir
 			return nil
 		}
 		var oldestMinute *time.Time
-		err = tx.QueryRow(ctx, `SELECT count(*), min(sent_at) FROM confirm_sends
+		err = tx.QueryRow(ctx, `SELECT count(*), min(sent_at) FROM channel_confirm_sends
 			WHERE kind = $1 AND sent_at > now() - interval '1 minute'`, kind).Scan(&n, &oldestMinute)
 		if err != nil {
 			return translate(err, "count confirmations")
@@ -122,7 +122,7 @@ func (s *Store) AllowConfirm(ctx context.Context, kind, address string, l Confir
 			wait = max(time.Until(oldestMinute.Add(time.Minute)), time.Second)
 			return nil
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO confirm_sends (kind, address) VALUES ($1, $2)`, kind, address)
+		_, err = tx.Exec(ctx, `INSERT INTO channel_confirm_sends (kind, address) VALUES ($1, $2)`, kind, address)
 		return translate(err, "record confirmation")
 	})
 	return wait, err
