@@ -147,9 +147,13 @@ func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*riv
 			// jobs per fetch).
 			ChannelEmail: {MaxWorkers: 50},
 		}
-		cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(DigestTickEvery),
-			func() (river.JobArgs, *river.InsertOpts) { return DigestTickArgs{}, nil },
-			&river.PeriodicJobOpts{RunOnStart: true}))
+		// Digests are checked only where their worker is wired (a client
+		// built for one channel's tests has none).
+		if w.DigestTick != nil && w.DigestTick.Sender != nil {
+			cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(DigestTickEvery),
+				func() (river.JobArgs, *river.InsertOpts) { return DigestTickArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}))
+		}
 		// A bot with a Lock adds its queue when it takes the lock.
 		if w.IRC != nil && w.IRC.Bot != nil && w.IRC.Bot.Lock == nil {
 			cfg.Queues[ChannelIRC] = IRCQueueConfig

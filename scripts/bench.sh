@@ -6,10 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/testpg.sh
 scripts/ensure-ngircd.sh
-go test -run '^$' -bench . -benchmem -count=1 ./... | tee /dev/stderr | awk '
+# The full output goes to stderr for reading; the bench: lines to stdout.
+out=$(mktemp)
+go test -run '^$' -bench . -benchmem -count=1 ./... >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+cat "$out" >&2
+awk '
   /^Benchmark/ { name=$1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name);
                  for (i = 3; i < NF; i += 2) printf "bench: %s_%s %s %s\n", name, $(i+1), $i, $(i+1) }
-  /^bench: / { print }'
+  /^bench: / { print }' "$out"
 # Load generators: tests that run only with FMN_BENCH set and print their
 # own bench: lines (the consumer's publish → stored path).
-FMN_BENCH=1 go test -run 'Load$' -count=1 -v ./consumer/ | tee /dev/stderr | awk '/^bench: / { print }'
+FMN_BENCH=1 go test -run 'Load$' -count=1 -v ./consumer/ >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+cat "$out" >&2
+awk '/^bench: / { print }' "$out"
+rm -f "$out"
