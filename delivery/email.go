@@ -9,7 +9,6 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
-	"github.com/wneessen/go-mail"
 
 	"fmn/apperr"
 	"fmn/metrics"
@@ -268,23 +267,7 @@ func (w *ConfirmWorker) Work(ctx context.Context, job *river.Job[ConfirmArgs]) e
 	if err != nil {
 		return river.JobCancel(err)
 	}
-	m := mail.NewMsg()
-	if err := m.From(w.Settings.From); err != nil {
-		return river.JobCancel(err)
-	}
-	if err := m.To(d.Address); err != nil {
-		return river.JobCancel(err)
-	}
-	m.Subject("Confirm your fmn notifications")
-	m.SetMessageIDWithValue(fmt.Sprintf("fmn.confirm.%d.%d@%s", d.ID, time.Now().UnixNano(), mailDomain(w.Settings.From)))
-	m.SetDate()
-	m.SetBodyString(mail.TypeTextPlain, body)
-	if err := w.Mailer.Send(ctx, m); err != nil {
-		if IsPermanent(err) {
-			_ = w.Store.SetDestinationFailing(ctx, d.ID, err.Error())
-			return river.JobCancel(err)
-		}
-		return err
-	}
-	return nil
+	return sendServiceMail(ctx, w.Mailer, w.Settings, fmt.Sprintf("confirm.%d", d.ID), d.Address,
+		"Confirm your fmn notifications", body,
+		func(err error) { _ = w.Store.SetDestinationFailing(ctx, d.ID, err.Error()) })
 }

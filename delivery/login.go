@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/wneessen/go-mail"
 
 	"fmn/apperr"
 	"fmn/store"
@@ -60,22 +59,6 @@ func (w *LoginWorker) Work(ctx context.Context, job *river.Job[LoginArgs]) error
 	if err != nil {
 		return river.JobCancel(err)
 	}
-	m := mail.NewMsg()
-	if err := m.From(w.Settings.From); err != nil {
-		return river.JobCancel(err)
-	}
-	if err := m.To(email); err != nil {
-		return river.JobCancel(err)
-	}
-	m.Subject("Your fmn sign-in link")
-	m.SetMessageIDWithValue(fmt.Sprintf("fmn.login.%d.%d@%s", job.Args.LinkID, time.Now().UnixNano(), mailDomain(w.Settings.From)))
-	m.SetDate()
-	m.SetBodyString(mail.TypeTextPlain, body)
-	if err := w.Mailer.Send(ctx, m); err != nil {
-		if IsPermanent(err) {
-			return river.JobCancel(err)
-		}
-		return err
-	}
-	return nil
+	return sendServiceMail(ctx, w.Mailer, w.Settings, fmt.Sprintf("login.%d", job.Args.LinkID), email,
+		"Your fmn sign-in link", body, nil)
 }

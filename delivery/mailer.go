@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
 )
@@ -211,4 +212,32 @@ func IsPermanent(err error) bool {
 		return code >= 500 && code < 600
 	}
 	return false
+}
+
+// sendServiceMail sends one of fmn's own plain-text mails (a confirmation, a
+// sign-in link, a test) to to, with a Message-ID unique to this send. A
+// permanent failure comes back wrapped in river.JobCancel, so the job stops
+// instead of retrying; onPermanent, when set, records it first.
+func sendServiceMail(ctx context.Context, mailer Mailer, settings MailSettings, idPart, to, subject, body string, onPermanent func(error)) error {
+	m := mail.NewMsg()
+	if err := m.From(settings.From); err != nil {
+		return river.JobCancel(err)
+	}
+	if err := m.To(to); err != nil {
+		return river.JobCancel(err)
+	}
+	m.Subject(subject)
+	m.SetMessageIDWithValue(fmt.Sprintf("fmn.%s.%d@%s", idPart, time.Now().UnixNano(), mailDomain(settings.From)))
+	m.SetDate()
+	m.SetBodyString(mail.TypeTextPlain, body)
+	if err := mailer.Send(ctx, m); err != nil {
+		if IsPermanent(err) {
+			if onPermanent != nil {
+				onPermanent(err)
+			}
+			return river.JobCancel(err)
+		}
+		return err
+	}
+	return nil
 }

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/wneessen/go-mail"
 
 	"fmn/apperr"
 	"fmn/store"
@@ -55,23 +53,7 @@ func (w *TestSendWorker) Work(ctx context.Context, job *river.Job[TestSendArgs])
 	if d.Kind != ChannelEmail {
 		return river.JobCancel(fmt.Errorf("no test sender for %s destinations", d.Kind))
 	}
-	m := mail.NewMsg()
-	if err := m.From(w.Settings.From); err != nil {
-		return river.JobCancel(err)
-	}
-	if err := m.To(d.Address); err != nil {
-		return river.JobCancel(err)
-	}
-	m.Subject("fmn test message")
-	m.SetMessageIDWithValue(fmt.Sprintf("fmn.test.%d.%d@%s", d.ID, time.Now().UnixNano(), mailDomain(w.Settings.From)))
-	m.SetDate()
-	m.SetBodyString(mail.TypeTextPlain, "This is a test message from fmn. Notifications for this destination arrive like this one.\n\n-- \nfmn, "+w.Settings.BaseURL+"\n")
-	if err := w.Mailer.Send(ctx, m); err != nil {
-		if IsPermanent(err) {
-			_ = w.Store.SetDestinationFailing(ctx, d.ID, err.Error())
-			return river.JobCancel(err)
-		}
-		return err
-	}
-	return nil
+	return sendServiceMail(ctx, w.Mailer, w.Settings, fmt.Sprintf("test.%d", d.ID), d.Address, "fmn test message",
+		"This is a test message from fmn. Notifications for this destination arrive like this one.\n\n-- \nfmn, "+w.Settings.BaseURL+"\n",
+		func(err error) { _ = w.Store.SetDestinationFailing(ctx, d.ID, err.Error()) })
 }
