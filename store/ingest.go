@@ -104,7 +104,7 @@ func InsertNotificationBatch(ctx context.Context, tx pgx.Tx, mms []MessageMatche
 	rows, err := tx.Query(ctx, `
 		WITH ins AS (
 			INSERT INTO notifications (message_id, user_id, rule_id, destination_id)
-			SELECT m, u, r, d FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS t(m, u, r, d)
+			SELECT m, u, nullif(r, 0), d FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS t(m, u, r, d)
 			ON CONFLICT (message_id, destination_id) DO NOTHING
 			RETURNING id, destination_id)
 		SELECT ins.id, ins.destination_id, d.kind FROM ins JOIN destinations d ON d.id = ins.destination_id`,

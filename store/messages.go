@@ -43,33 +43,32 @@ func scanMessage(row pgx.Row) (Message, error) {
 	return m, err
 }
 
-// InsertMessages stores a batch in tx, idempotently on msg_id. The returned
-// slice holds, for each input, the new row's id, or 0 when that msg_id was
-// already stored (by an earlier batch, another endpoint or another fmn).
+// InsertMessages stores msgs in tx, idempotently on msg_id, like
+// InsertMessageBatch but accepting a msg_id more than once: for each input
+// it returns the new row's id, or 0 when that msg_id was stored before (by
+// an earlier batch, another endpoint, another fmn, or earlier in msgs).
 func InsertMessages(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]int64, error) {
-	b := &pgx.Batch{}
+	first := map[string]int{} // msg_id → index in unique
+	var unique []NewMessage
 	for _, m := range msgs {
-		md := m.Meta
-		b.Queue(`INSERT INTO messages (msg_id, topic, app, agent, usernames, packages, summary, link, severity, sent_at, endpoint, envelope)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-			ON CONFLICT (msg_id) DO NOTHING RETURNING id`,
-			m.MsgID, md.Topic, md.App, md.Agent, md.Usernames, md.Packages, md.Summary, md.Link, md.Severity,
-			m.SentAt, m.Endpoint, m.Envelope)
+		if _, seen := first[m.MsgID]; !seen {
+			first[m.MsgID] = len(unique)
+			unique = append(unique, m)
+		}
 	}
-	res := tx.SendBatch(ctx, b)
-	defer res.Close()
+	uids, err := InsertMessageBatch(ctx, tx, unique)
+	if err != nil {
+		return nil, err
+	}
 	ids := make([]int64, len(msgs))
-	for i := range msgs {
-		err := res.QueryRow().Scan(&ids[i])
-		if err == pgx.ErrNoRows {
-			ids[i] = 0
-			continue
-		}
-		if err != nil {
-			return nil, translate(err, "store message")
+	used := map[string]bool{}
+	for i, m := range msgs {
+		if !used[m.MsgID] {
+			used[m.MsgID] = true
+			ids[i] = uids[first[m.MsgID]]
 		}
 	}
-	return ids, translate(res.Close(), "store messages")
+	return ids, nil
 }
 
 // RecentMessages returns the newest stored messages, newest first; beforeID

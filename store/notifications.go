@@ -17,32 +17,10 @@ type NewNotification struct {
 	Kind          string
 }
 
-// InsertNotifications records the matches of one stored message in tx. A
-// (message, destination) pair that already exists is skipped, so a replay
-// never notifies twice.
+// InsertNotifications records the matches of one stored message in tx
+// (see InsertNotificationBatch).
 func InsertNotifications(ctx context.Context, tx pgx.Tx, messageID int64, ms []rules.Match) ([]NewNotification, error) {
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	users := make([]int64, len(ms))
-	ruleIDs := make([]int64, len(ms))
-	dests := make([]int64, len(ms))
-	for i, m := range ms {
-		users[i], ruleIDs[i], dests[i] = m.UserID, m.RuleID, m.DestinationID
-	}
-	rows, err := tx.Query(ctx, `
-		WITH ins AS (
-			INSERT INTO notifications (message_id, user_id, rule_id, destination_id)
-			SELECT $1, u, nullif(r, 0), d FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS t(u, r, d)
-			ON CONFLICT (message_id, destination_id) DO NOTHING
-			RETURNING id, destination_id)
-		SELECT ins.id, ins.destination_id, d.kind FROM ins JOIN destinations d ON d.id = ins.destination_id`,
-		messageID, users, ruleIDs, dests)
-	if err != nil {
-		return nil, translate(err, "insert notifications")
-	}
-	ns, err := pgx.CollectRows(rows, pgx.RowToStructByPos[NewNotification])
-	return ns, translate(err, "insert notifications")
+	return InsertNotificationBatch(ctx, tx, []MessageMatches{{MessageID: messageID, Matches: ms}})
 }
 
 // Notification is a notification as its owner sees it in the history.
