@@ -19,29 +19,6 @@ import (
 	"fmn/store/storetest"
 )
 
-// confirmedDestination creates a destination of u's and confirms it.
-func confirmedDestination(t *testing.T, st *store.Store, userID int64, addr string) int64 {
-	t.Helper()
-	ctx := context.Background()
-	var d store.Destination
-	err := st.InTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		d, err = store.CreateDestination(ctx, tx, userID, "email", addr)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := st.NewConfirmCode(ctx, d.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.ConfirmDestination(ctx, userID, d.ID, code); err != nil {
-		t.Fatal(err)
-	}
-	return d.ID
-}
-
 // TestRuleEditsWhileMessagesFlow edits rules while two ingesters store
 // messages, and checks every message against the only two answers a whole
 // index can give. Rule A flips between "topics org.test.prod.demo.*, to d1"
@@ -58,10 +35,10 @@ func TestRuleEditsWhileMessagesFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d1 := confirmedDestination(t, st, u.ID, "a1@example.org")
-	d2 := confirmedDestination(t, st, u.ID, "a2@example.org")
-	d3 := confirmedDestination(t, st, u.ID, "a3@example.org")
-	d4 := confirmedDestination(t, st, u.ID, "a4@example.org")
+	d1 := storetest.ConfirmedDestination(t, st, u.ID, "a1@example.org")
+	d2 := storetest.ConfirmedDestination(t, st, u.ID, "a2@example.org")
+	d3 := storetest.ConfirmedDestination(t, st, u.ID, "a3@example.org")
+	d4 := storetest.ConfirmedDestination(t, st, u.ID, "a4@example.org")
 	shapeX := rules.Rule{UserID: u.ID, Name: "A", Enabled: true, Track: rules.Track{Topics: []string{"org.test.prod.demo.*"}}, Destinations: []int64{d1}}
 	shapeY := rules.Rule{UserID: u.ID, Name: "A", Enabled: true, Track: rules.Track{Apps: []string{"demo"}}, Destinations: []int64{d2}}
 	a, err := st.SaveRule(ctx, shapeX)

@@ -33,9 +33,9 @@ func TestLiveFollowsEveryKindOfChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	da := confirmed(t, st, alice.ID, "a@example.org")
-	db := confirmed(t, st, bob.ID, "b@example.org")
-	db2 := confirmed(t, st, bob.ID, "b2@example.org")
+	da := storetest.ConfirmedDestination(t, st, alice.ID, "a@example.org")
+	db := storetest.ConfirmedDestination(t, st, bob.ID, "b@example.org")
+	db2 := storetest.ConfirmedDestination(t, st, bob.ID, "b2@example.org")
 
 	msgs := []meta.Metadata{
 		{Topic: "org.fedoraproject.prod.bodhi.update.comment", App: "bodhi", Agent: "alice", Usernames: []string{"alice", "bob"}, Packages: []string{"kernel"}},
@@ -139,28 +139,6 @@ func sortMatches(ms []rules.Match) []rules.Match {
 	return ms
 }
 
-func confirmed(t *testing.T, st *store.Store, userID int64, addr string) int64 {
-	t.Helper()
-	ctx := context.Background()
-	var d store.Destination
-	err := st.InTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		d, err = store.CreateDestination(ctx, tx, userID, "email", addr)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := st.NewConfirmCode(ctx, d.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.ConfirmDestination(ctx, userID, d.ID, code); err != nil {
-		t.Fatal(err)
-	}
-	return d.ID
-}
-
 // TestFollowRules: with FollowRules running, a saved rule reaches the Live
 // without any message asking for it.
 func TestFollowRules(t *testing.T) {
@@ -171,7 +149,7 @@ func TestFollowRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := confirmed(t, st, u.ID, "a@example.org")
+	d := storetest.ConfirmedDestination(t, st, u.ID, "a@example.org")
 	live := rules.NewLive(store.RuleSource{})
 	done := make(chan error)
 	go func() { done <- st.FollowRules(ctx, live, slog.New(slog.NewTextHandler(io.Discard, nil))) }()

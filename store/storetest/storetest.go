@@ -155,3 +155,28 @@ func ensureTemplate(admin string) (string, error) {
 	}
 	return name, nil
 }
+
+// ConfirmedDestination creates an email destination for the user and
+// confirms it the way its owner would, with the mailed code; tests of what
+// happens after confirmation start here.
+func ConfirmedDestination(t testing.TB, st *store.Store, userID int64, addr string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	var d store.Destination
+	err := st.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		d, err = store.CreateDestination(ctx, tx, userID, "email", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("create destination: %v", err)
+	}
+	code, err := st.NewConfirmCode(ctx, d.ID)
+	if err != nil {
+		t.Fatalf("make confirmation code: %v", err)
+	}
+	if _, err := st.ConfirmDestination(ctx, userID, d.ID, code); err != nil {
+		t.Fatalf("confirm destination: %v", err)
+	}
+	return d.ID
+}
