@@ -247,14 +247,10 @@ func (w *ConfirmWorker) Work(ctx context.Context, job *river.Job[ConfirmArgs]) e
 	if d.Confirmed {
 		return nil
 	}
-	code, err := w.Store.NewConfirmCode(ctx, d.ID)
+	code, owner, err := w.Store.NewConfirmation(ctx, d.ID)
 	if errors.Is(err, apperr.ErrNotFound) {
 		return nil // confirmed meanwhile
 	}
-	if err != nil {
-		return err
-	}
-	owner, err := w.Store.UserName(ctx, d.UserID)
 	if err != nil {
 		return err
 	}

@@ -187,14 +187,10 @@ func (w *IRCConfirmWorker) Work(ctx context.Context, job *river.Job[IRCConfirmAr
 		w.Log.Info("IRC confirmation rate limited", "destination", d.ID, "wait", wait.Round(time.Second))
 		return river.JobSnooze(wait)
 	}
-	code, err := w.Store.NewConfirmCode(ctx, d.ID)
+	code, owner, err := w.Store.NewConfirmation(ctx, d.ID)
 	if errors.Is(err, apperr.ErrNotFound) {
 		return nil // confirmed meanwhile
 	}
-	if err != nil {
-		return err
-	}
-	owner, err := w.Store.UserName(ctx, d.UserID)
 	if err != nil {
 		return err
 	}

@@ -264,14 +264,10 @@ func (w *PushConfirmWorker) Work(ctx context.Context, job *river.Job[PushConfirm
 	if wait > 0 {
 		return river.JobSnooze(wait)
 	}
-	code, err := w.Store.NewConfirmCode(ctx, d.ID)
+	code, owner, err := w.Store.NewConfirmation(ctx, d.ID)
 	if errors.Is(err, apperr.ErrNotFound) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	owner, err := w.Store.UserName(ctx, d.UserID)
 	if err != nil {
 		return err
 	}

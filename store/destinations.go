@@ -76,17 +76,22 @@ func (s *Store) DestinationByID(ctx context.Context, id int64) (Destination, err
 // destination and stores its hash; any earlier code stops working. It returns
 // ErrNotFound when the destination is gone or already confirmed.
 func (s *Store) NewConfirmCode(ctx context.Context, id int64) (string, error) {
+	code, _, err := s.NewConfirmation(ctx, id)
+	return code, err
+}
+
+// NewConfirmation is NewConfirmCode that also returns the owner's name, which
+// every confirmation message shows, in the same statement.
+func (s *Store) NewConfirmation(ctx context.Context, id int64) (code, owner string, err error) {
 	code, hash := NewSecret("")
-	tag, err := s.Pool.Exec(ctx, `
-		UPDATE destinations SET confirm_hash = $2, confirm_expires_at = now() + $3::interval
-		WHERE id = $1 AND confirmed_at IS NULL`, id, hash, ConfirmTTL.String())
+	err = s.Pool.QueryRow(ctx, `
+		UPDATE destinations d SET confirm_hash = $2, confirm_expires_at = now() + $3::interval
+		FROM users u WHERE d.id = $1 AND d.confirmed_at IS NULL AND u.id = d.user_id
+		RETURNING u.name`, id, hash, ConfirmTTL.String()).Scan(&owner)
 	if err != nil {
-		return "", translate(err, "store confirmation code")
+		return "", "", translate(err, "store confirmation code")
 	}
-	if tag.RowsAffected() == 0 {
-		return "", apperr.ErrNotFound
-	}
-	return code, nil
+	return code, owner, nil
 }
 
 // ConfirmByCode confirms the destination a code was issued for (the mailed
