@@ -63,7 +63,7 @@ func cleanValue(v any) any {
 func storableMeta(m meta.Metadata) meta.Metadata {
 	m.Topic, m.App, m.Agent = cleanNUL(m.Topic), cleanNUL(m.App), cleanNUL(m.Agent)
 	m.Summary, m.Link, m.Severity = cleanNUL(m.Summary), cleanNUL(m.Link), cleanNUL(m.Severity)
-	for _, l := range []*[]string{&m.Usernames, &m.Packages} {
+	for _, l := range []*[]string{&m.Usernames, &m.Packages, &m.Groups, &m.Containers, &m.Modules, &m.Flatpaks} {
 		for i, s := range *l {
 			if strings.IndexByte(s, 0) >= 0 {
 				c := append([]string(nil), (*l)...)

@@ -17,16 +17,20 @@ import (
 // size.
 
 // insertMessageBatch inserts rows from parallel arrays in their order.
-// usernames and packages travel as one JSON array per row (a text[][]
-// cannot be ragged).
+// The lists (usernames, packages, groups, containers, modules, flatpaks)
+// travel as one JSON array per row (a text[][] cannot be ragged).
 const insertMessageBatch = `
-	INSERT INTO messages (msg_id, topic, app, agent, usernames, packages, summary, link, severity, sent_at, endpoint, envelope)
+	INSERT INTO messages (msg_id, topic, app, agent, usernames, packages, groups, containers, modules, flatpaks,
+		summary, link, severity, sent_at, endpoint, envelope)
 	SELECT t.msg_id, t.topic, t.app, t.agent,
 		ARRAY(SELECT jsonb_array_elements_text(t.usernames)), ARRAY(SELECT jsonb_array_elements_text(t.packages)),
+		ARRAY(SELECT jsonb_array_elements_text(t.groups)), ARRAY(SELECT jsonb_array_elements_text(t.containers)),
+		ARRAY(SELECT jsonb_array_elements_text(t.modules)), ARRAY(SELECT jsonb_array_elements_text(t.flatpaks)),
 		t.summary, t.link, t.severity, t.sent_at, t.endpoint, t.envelope::jsonb
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[],
-		$9::text[], $10::timestamptz[], $11::text[], $12::text[])
-		WITH ORDINALITY AS t(msg_id, topic, app, agent, usernames, packages, summary, link, severity, sent_at, endpoint, envelope, ord)
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::jsonb[], $8::jsonb[],
+		$9::jsonb[], $10::jsonb[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::text[], $16::text[])
+		WITH ORDINALITY AS t(msg_id, topic, app, agent, usernames, packages, groups, containers, modules, flatpaks,
+			summary, link, severity, sent_at, endpoint, envelope, ord)
 	ORDER BY t.ord
 	ON CONFLICT (msg_id) DO NOTHING
 	RETURNING id, msg_id`
@@ -41,6 +45,7 @@ func InsertMessageBatch(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]in
 	n := len(msgs)
 	ids, topics, apps, agents := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	users, pkgs := make([]string, n), make([]string, n)
+	groups, ctrs, mods, flats := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	summaries, links, sevs := make([]string, n), make([]string, n), make([]string, n)
 	sent := make([]*time.Time, n)
 	eps, envs := make([]string, n), make([]string, n)
@@ -48,10 +53,11 @@ func InsertMessageBatch(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]in
 		md := m.Meta
 		ids[i], topics[i], apps[i], agents[i] = m.MsgID, md.Topic, md.App, md.Agent
 		users[i], pkgs[i] = jsonList(md.Usernames), jsonList(md.Packages)
+		groups[i], ctrs[i], mods[i], flats[i] = jsonList(md.Groups), jsonList(md.Containers), jsonList(md.Modules), jsonList(md.Flatpaks)
 		summaries[i], links[i], sevs[i] = md.Summary, md.Link, md.Severity
 		sent[i], eps[i], envs[i] = m.SentAt, m.Endpoint, string(m.Envelope)
 	}
-	rows, err := tx.Query(ctx, insertMessageBatch, ids, topics, apps, agents, users, pkgs, summaries, links, sevs, sent, eps, envs)
+	rows, err := tx.Query(ctx, insertMessageBatch, ids, topics, apps, agents, users, pkgs, groups, ctrs, mods, flats, summaries, links, sevs, sent, eps, envs)
 	if err != nil {
 		return nil, translate(err, "store messages")
 	}

@@ -27,6 +27,10 @@ type Message struct {
 	Agent      string     `json:"agent"`
 	Usernames  []string   `json:"usernames"`
 	Packages   []string   `json:"packages"`
+	Groups     []string   `json:"groups"`
+	Containers []string   `json:"containers"`
+	Modules    []string   `json:"modules"`
+	Flatpaks   []string   `json:"flatpaks"`
 	Summary    string     `json:"summary"`
 	Link       string     `json:"link"`
 	Severity   string     `json:"severity,omitempty"`
@@ -34,11 +38,11 @@ type Message struct {
 	ReceivedAt time.Time  `json:"received_at"`
 }
 
-const messageCols = `m.id, m.msg_id, m.topic, m.app, m.agent, m.usernames, m.packages, m.summary, m.link, m.severity, m.sent_at, m.received_at`
+const messageCols = `m.id, m.msg_id, m.topic, m.app, m.agent, m.usernames, m.packages, m.groups, m.containers, m.modules, m.flatpaks, m.summary, m.link, m.severity, m.sent_at, m.received_at`
 
 func scanMessage(row pgx.Row) (Message, error) {
 	var m Message
-	err := row.Scan(&m.ID, &m.MsgID, &m.Topic, &m.App, &m.Agent, &m.Usernames, &m.Packages,
+	err := row.Scan(&m.ID, &m.MsgID, &m.Topic, &m.App, &m.Agent, &m.Usernames, &m.Packages, &m.Groups, &m.Containers, &m.Modules, &m.Flatpaks,
 		&m.Summary, &m.Link, &m.Severity, &m.SentAt, &m.ReceivedAt)
 	return m, err
 }

@@ -45,7 +45,7 @@ const notificationFrom = ` FROM notifications n JOIN messages m ON m.id = n.mess
 func notificationDests(n *Notification) []any {
 	m := &n.Message
 	return []any{&n.ID, &n.Status, &n.Error, &n.CreatedAt, &n.SentAt, &n.DestinationID, &n.RuleID, &n.RuleName,
-		&m.ID, &m.MsgID, &m.Topic, &m.App, &m.Agent, &m.Usernames, &m.Packages, &m.Summary, &m.Link, &m.Severity, &m.SentAt, &m.ReceivedAt}
+		&m.ID, &m.MsgID, &m.Topic, &m.App, &m.Agent, &m.Usernames, &m.Packages, &m.Groups, &m.Containers, &m.Modules, &m.Flatpaks, &m.Summary, &m.Link, &m.Severity, &m.SentAt, &m.ReceivedAt}
 }
 
 func scanNotification(row pgx.Row) (Notification, error) {

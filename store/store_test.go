@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -159,5 +160,46 @@ func TestRulesVersionMovesWithEveryChange(t *testing.T) {
 	}
 	if err := st.DeleteRule(ctx, u.ID, r.ID); err != nil || version() <= v2 {
 		t.Fatalf("delete: %v", err)
+	}
+}
+
+// Every set of the metadata is stored and read back as given, empty sets
+// as empty (never NULL) arrays.
+func TestMessageSetsRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.New(t)
+	full := meta.Metadata{Topic: "t", Usernames: []string{"alice", "bob"}, Packages: []string{"kernel"},
+		Groups: []string{"python-sig"}, Containers: []string{"fedora-toolbox"}, Modules: []string{"nodejs"},
+		Flatpaks: []string{"firefox", "gimp"}}
+	err := st.InTx(ctx, func(tx pgx.Tx) error {
+		_, err := store.InsertMessageBatch(ctx, tx, []store.NewMessage{
+			{MsgID: "full", Meta: full, Envelope: []byte(`{}`)},
+			{MsgID: "empty", Meta: meta.Metadata{Topic: "t"}, Envelope: []byte(`{}`)},
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := st.RecentMessages(ctx, 10, 0)
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("recent: %v %v", ms, err)
+	}
+	got := map[string]store.Message{ms[0].MsgID: ms[0], ms[1].MsgID: ms[1]}
+	f, e := got["full"], got["empty"]
+	for name, pair := range map[string][2][]string{
+		"usernames": {f.Usernames, full.Usernames}, "packages": {f.Packages, full.Packages},
+		"groups": {f.Groups, full.Groups}, "containers": {f.Containers, full.Containers},
+		"modules": {f.Modules, full.Modules}, "flatpaks": {f.Flatpaks, full.Flatpaks},
+	} {
+		if !slices.Equal(pair[0], pair[1]) {
+			t.Errorf("%s = %v, want %v", name, pair[0], pair[1])
+		}
+	}
+	for name, l := range map[string][]string{"groups": e.Groups, "containers": e.Containers, "modules": e.Modules, "flatpaks": e.Flatpaks} {
+		if l == nil || len(l) != 0 {
+			t.Errorf("empty message's %s = %#v, want an empty array", name, l)
+		}
 	}
 }

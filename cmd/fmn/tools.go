@@ -282,17 +282,10 @@ func (e env) tail(ctx context.Context, args []string) error {
 	}
 }
 
-// inspected is what the rules see of a message.
+// inspected is what the rules see of a message, with its msg_id first.
 type inspected struct {
-	MsgID     string   `json:"msg_id"`
-	Topic     string   `json:"topic"`
-	App       string   `json:"app"`
-	Agent     string   `json:"agent"`
-	Usernames []string `json:"usernames"`
-	Packages  []string `json:"packages"`
-	Summary   string   `json:"summary"`
-	Link      string   `json:"link"`
-	Severity  string   `json:"severity,omitempty"`
+	MsgID string `json:"msg_id"`
+	meta.Metadata
 }
 
 func (e env) inspect(ctx context.Context, args []string) error {
@@ -315,8 +308,7 @@ func (e env) inspect(ctx context.Context, args []string) error {
 			return fmt.Errorf("inspect: %w", err)
 		}
 		md := meta.Extract(env.Topic, env.Body, env.Username)
-		if err := enc.Encode(inspected{MsgID: env.MsgID, Topic: md.Topic, App: md.App, Agent: md.Agent,
-			Usernames: md.Usernames, Packages: md.Packages, Summary: md.Summary, Link: md.Link, Severity: md.Severity}); err != nil {
+		if err := enc.Encode(inspected{MsgID: env.MsgID, Metadata: md}); err != nil {
 			return err
 		}
 	}

@@ -101,8 +101,10 @@ func TestHostileShapes(t *testing.T) {
 		for _, sub := range []string{"", "update.comment", "git.receive", "issue.comment.added", "pull-request.comment.added", "updates.fedora.sync", "build.state.change", "meeting.item.link", "project.map.new", "x.y.z.w"} {
 			for _, b := range bodies {
 				md := Extract("org.fedoraproject.prod."+app+"."+sub, decode(t, b), "u")
-				if md.Usernames == nil || md.Packages == nil {
-					t.Fatalf("nil slices for %s %s", app, sub)
+				for name, l := range md.sets() {
+					if l == nil {
+						t.Fatalf("nil %s for %s %s", name, app, sub)
+					}
 				}
 			}
 		}

@@ -25,9 +25,17 @@ type Metadata struct {
 	Agent     string   `json:"agent"`     // "" when unknown
 	Usernames []string `json:"usernames"` // sorted, unique, never nil (empty slice)
 	Packages  []string `json:"packages"`  // sorted, unique, never nil
-	Summary   string   `json:"summary"`   // one line, no CR/LF, at most ~300 chars
-	Link      string   `json:"link"`      // "" when none
-	Severity  string   `json:"severity"`  // "" unless the service gives one (e.g. nagios/ci/errors)
+	// Groups, Containers, Modules and Flatpaks are the other objects a
+	// fedora-messaging message names in its headers (FAS groups and the
+	// container, module and flatpak artifacts of dist-git); like Usernames
+	// and Packages they are sorted, unique and never nil.
+	Groups     []string `json:"groups"`
+	Containers []string `json:"containers"`
+	Modules    []string `json:"modules"`
+	Flatpaks   []string `json:"flatpaks"`
+	Summary    string   `json:"summary"`  // one line, no CR/LF, at most ~300 chars
+	Link       string   `json:"link"`     // "" when none
+	Severity   string   `json:"severity"` // "" unless the service gives one (e.g. nagios/ci/errors)
 }
 
 // maxSummary bounds the summary length in runes; longer text is cut and
@@ -80,14 +88,17 @@ type msgCtx struct {
 	body     any
 	username string
 
-	app      string
-	svc      *service
-	agent    string
-	users    []string
-	pkgs     []string
-	link     string
-	summary  string
-	severity string
+	app   string
+	svc   *service
+	agent string
+	users []string
+	pkgs  []string
+	// groups, containers, modules and flatpaks stay empty unless a rule
+	// fills them.
+	groups, containers, modules, flatpaks []string
+	link                                  string
+	summary                               string
+	severity                              string
 	// noUsers / noPkgs record that a rule cleared the sets on purpose.
 }
 
@@ -199,13 +210,17 @@ func nameOf(v any) string {
 
 func (c *msgCtx) result() Metadata {
 	md := Metadata{
-		Topic:     c.topic,
-		App:       c.app,
-		Agent:     strings.TrimSpace(c.agent),
-		Usernames: sortUnique(c.users),
-		Packages:  sortUnique(c.pkgs),
-		Link:      cleanLink(c.link),
-		Severity:  c.severity,
+		Topic:      c.topic,
+		App:        c.app,
+		Agent:      strings.TrimSpace(c.agent),
+		Usernames:  sortUnique(c.users),
+		Packages:   sortUnique(c.pkgs),
+		Groups:     sortUnique(c.groups),
+		Containers: sortUnique(c.containers),
+		Modules:    sortUnique(c.modules),
+		Flatpaks:   sortUnique(c.flatpaks),
+		Link:       cleanLink(c.link),
+		Severity:   c.severity,
 	}
 	if c.summary == "" {
 		c.summary = c.defaultSummary()
