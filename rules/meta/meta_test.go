@@ -154,12 +154,41 @@ func checkInvariants(t *testing.T, md Metadata) {
 			t.Errorf("duplicate %s: %+v", name, md)
 		}
 	}
+	if strings.ContainsAny(md.Summary, "\r\n") || len([]rune(md.Summary)) > maxSummary+1 {
+		t.Errorf("bad summary %q", md.Summary)
+	}
+	if md.Summary == "" {
+		t.Errorf("empty summary for %s", md.Topic)
+	}
 }
 
 // sets names every list of the metadata, so the invariants cover new ones.
 func (md Metadata) sets() map[string][]string {
 	return map[string][]string{"usernames": md.Usernames, "packages": md.Packages, "groups": md.Groups,
 		"containers": md.Containers, "modules": md.Modules, "flatpaks": md.Flatpaks}
+}
+
+// TestCorpusSummaries prints nothing but makes sure every corpus summary is
+// a plain line; run with -v to eyeball them.
+func TestCorpusSummaries(t *testing.T) {
+	for _, c := range loadCorpus(t) {
+		md := Extract(c.Msg.Topic, c.Msg.Msg, c.Msg.Username)
+		if testing.Verbose() {
+			t.Logf("%-45s %s | %s | agent=%s", c.Case, md.App, md.Summary, md.Agent)
+		}
+	}
+}
+
+func BenchmarkExtract(b *testing.B) {
+	cases := loadCorpus(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for i := range cases {
+			Extract(cases[i].Msg.Topic, cases[i].Msg.Msg, cases[i].Msg.Username)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(cases)), "ns/msg")
 }
 
 func FuzzExtract(f *testing.F) {
