@@ -93,13 +93,6 @@ func (b *backlog) take() (Received, bool, bool) {
 	return r, true, false
 }
 
-// len returns how many messages wait.
-func (b *backlog) len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.items) - b.head
-}
-
 // pump moves messages to out until close was called and the queue is
 // empty. It blocks on out (that is the ingester's pace), never on readers.
 // abort ends it early, losing what is queued: only for a ctx whose end

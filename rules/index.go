@@ -69,7 +69,7 @@ func keyFor(p string, topic bool) (keyKind, string, bool) {
 		from = commonTopicHead(prefix)
 	}
 	if tok := longestInnerToken(p, from); len(tok) > best {
-		bestKind, bestKey, best = keyToken, tok, len(tok)
+		bestKind, bestKey = keyToken, tok
 	}
 	if bestKind == keyRest && len(prefix) > 0 {
 		// A weak prefix still beats trying the pattern on every value.

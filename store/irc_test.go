@@ -104,7 +104,7 @@ func TestHoldLock(t *testing.T) {
 	t.Parallel()
 	st := storetest.New(t)
 	ctx := context.Background()
-	lost, release, err := st.HoldLock(ctx, store.LockIRCBot, 50*time.Millisecond)
+	_, release, err := st.HoldLock(ctx, store.LockIRCBot, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestHoldLock(t *testing.T) {
 		t.Fatal("a second holder got the lock")
 	}
 	release()
-	lost, release, err = st.HoldLock(ctx, store.LockIRCBot, 50*time.Millisecond)
+	lost, release, err := st.HoldLock(ctx, store.LockIRCBot, 50*time.Millisecond)
 	if err != nil {
 		t.Fatalf("lock not free after release: %v", err)
 	}

@@ -196,18 +196,6 @@ func (c *msgCtx) addPkg(p string) {
 func (c *msgCtx) get(keys ...string) any    { return get(c.body, keys...) }
 func (c *msgCtx) str(keys ...string) string { return str(c.body, keys...) }
 
-// nameOf reads a user given either as a string or as an object with a
-// "name" (Bodhi, Pagure and others changed from one to the other).
-func nameOf(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	if s, ok := scalar(get(v, "name")); ok {
-		return s
-	}
-	return ""
-}
-
 func (c *msgCtx) result() Metadata {
 	md := Metadata{
 		Topic:      c.topic,

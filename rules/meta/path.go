@@ -55,20 +55,6 @@ func (p path) walk(v any, fn func(any)) {
 	}
 }
 
-// first returns the first scalar the path reaches, as text ("" if none).
-func (p path) first(v any) string {
-	out, found := "", false
-	p.walk(v, func(x any) {
-		if found {
-			return
-		}
-		if s, ok := scalar(x); ok && s != "" {
-			out, found = s, true
-		}
-	})
-	return out
-}
-
 // get returns the raw value at a path without fan-out (nil if absent).
 func get(v any, keys ...string) any {
 	for _, k := range keys {
