@@ -22,7 +22,8 @@ type crule struct {
 	owner  string
 	dests  []int64
 	track  Track
-	filt   *filters // nil when the rule has none: most rules
+	minSev int      // the lowest severity rank kept: info unless the rule says
+	filt   *filters // nil when the rule has no other filter: most rules
 }
 
 type filters struct {
@@ -30,19 +31,18 @@ type filters struct {
 	appsExclude   []Glob
 	topicsExclude []Glob
 	notMine       bool
-	minSeverity   int
 }
 
 func compileRule(r Rule) *crule {
-	c := &crule{id: r.ID, userID: r.UserID, owner: r.Owner, dests: slices.Clone(r.Destinations), track: r.Track}
+	c := &crule{id: r.ID, userID: r.UserID, owner: r.Owner, dests: slices.Clone(r.Destinations), track: r.Track,
+		minSev: SeverityRank(r.Filters.SeverityAtLeast)}
 	f := r.Filters
-	if len(f.Apps)+len(f.AppsExclude)+len(f.TopicsExclude) > 0 || f.NotMyActions || SeverityRank(f.SeverityAtLeast) > 0 {
+	if len(f.Apps)+len(f.AppsExclude)+len(f.TopicsExclude) > 0 || f.NotMyActions {
 		c.filt = &filters{
 			apps:          compileAll(f.Apps),
 			appsExclude:   compileAll(f.AppsExclude),
 			topicsExclude: compileAll(f.TopicsExclude),
 			notMine:       f.NotMyActions,
-			minSeverity:   SeverityRank(f.SeverityAtLeast),
 		}
 	}
 	return c
@@ -50,12 +50,12 @@ func compileRule(r Rule) *crule {
 
 // passes applies the rule's filters to a tracked message.
 func (c *crule) passes(md *meta.Metadata, sev int) bool {
+	if sev < c.minSev {
+		return false
+	}
 	f := c.filt
 	if f == nil {
 		return true
-	}
-	if sev < f.minSeverity {
-		return false
 	}
 	if f.notMine && md.Agent != "" && md.Agent == c.owner {
 		return false

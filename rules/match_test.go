@@ -74,6 +74,12 @@ func TestMatchTable(t *testing.T) {
 		{"severity equal passes", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "error"}, withSev("error"), true},
 		{"severity above passes", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "error"}, withSev("critical"), true},
 		{"severity below drops", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "error"}, withSev("warning"), false},
+		{"debug unseen without a severity filter", "z", Track{Apps: []string{"bodhi"}}, Filters{}, withSev("debug"), false},
+		{"debug unseen by mine without a filter", "bob", Track{Mine: true}, Filters{}, withSev("debug"), false},
+		{"debug unseen at least info", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "info"}, withSev("debug"), false},
+		{"debug seen when asked for", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "debug"}, withSev("debug"), true},
+		{"asking for debug keeps the rest", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "debug"}, bodhiMsg, true},
+		{"info seen without a filter", "z", Track{Apps: []string{"bodhi"}}, Filters{}, withSev("info"), true},
 		{"every filter must pass", "z", Track{Apps: []string{"bodhi"}}, Filters{Apps: []string{"bodhi"}, TopicsExclude: []string{"*.comment"}}, bodhiMsg, false},
 	}
 	for _, c := range cases {
@@ -218,7 +224,7 @@ func (w *randomWorld) rule(id int64) Rule {
 	if w.rnd.IntN(3) == 0 {
 		r.Filters = Filters{
 			Apps: w.patterns(w.apps, 1), AppsExclude: w.patterns(w.apps, 1), TopicsExclude: w.patterns(w.topics, 1),
-			NotMyActions: w.rnd.IntN(2) == 0, SeverityAtLeast: []string{"", "info", "warning", "error", "critical"}[w.rnd.IntN(5)],
+			NotMyActions: w.rnd.IntN(2) == 0, SeverityAtLeast: []string{"", "debug", "info", "warning", "error", "critical"}[w.rnd.IntN(6)],
 		}
 	}
 	// Each user owns destinations 10*user .. 10*user+3; rules share them.
@@ -231,7 +237,7 @@ func (w *randomWorld) rule(id int64) Rule {
 }
 
 func (w *randomWorld) message() meta.Metadata {
-	md := meta.Metadata{Topic: w.pick(w.topics), App: w.pick(w.apps), Severity: []string{"", "info", "warning", "error", "critical"}[w.rnd.IntN(5)]}
+	md := meta.Metadata{Topic: w.pick(w.topics), App: w.pick(w.apps), Severity: []string{"", "debug", "info", "warning", "error", "critical"}[w.rnd.IntN(6)]}
 	for range w.rnd.IntN(3) {
 		md.Usernames = append(md.Usernames, w.pick(w.users))
 	}

@@ -51,22 +51,29 @@ type Filters struct {
 	NotMyActions  bool     `json:"not_my_actions,omitempty"`
 	// SeverityAtLeast keeps messages at this severity or above. A message
 	// whose service gives no severity counts as "info", the level of an
-	// ordinary event, so "warning" keeps only warnings and worse.
+	// ordinary event, so "warning" keeps only warnings and worse. Without
+	// it a rule keeps info and above: debug messages (fedora-messaging's
+	// level 10, services' chatter) reach only the rules that ask for them
+	// with "debug", as in Fedora's FMN.
 	SeverityAtLeast string `json:"severity_at_least,omitempty"`
 }
 
-// Severities in rising order, as rules/meta reports them.
-var severities = []string{"info", "warning", "error", "critical"}
+// Severities in rising order, as rules/meta and the AMQP headers report them.
+var severities = []string{"debug", "info", "warning", "error", "critical"}
 
-// SeverityRank orders a message's severity: 0 for info or none, up to 3
-// for critical. An unknown word ranks as info.
+// rankInfo is the rank of "info", the default.
+const rankInfo = 1
+
+// SeverityRank orders a severity: 0 for debug, 1 for info, for none and
+// for an unknown word, up to 4 for critical. A rule's severity_at_least
+// ranks the same way, so an unset filter means info.
 func SeverityRank(s string) int {
 	for i, v := range severities {
 		if v == s {
 			return i
 		}
 	}
-	return 0
+	return rankInfo
 }
 
 // Severities returns the severity words, lowest first.

@@ -46,6 +46,7 @@ func TestValidate(t *testing.T) {
 		{"filters topics_exclude", func(r *Rule) { r.Filters.TopicsExclude = many }, "filters.topics_exclude"},
 		{"filters not_my_actions", func(r *Rule) { r.Filters.NotMyActions = true }, ""},
 		{"filters severity valid", func(r *Rule) { r.Filters.SeverityAtLeast = "error" }, ""},
+		{"filters severity debug", func(r *Rule) { r.Filters.SeverityAtLeast = "debug" }, ""},
 		{"filters severity unknown", func(r *Rule) { r.Filters.SeverityAtLeast = "loud" }, "filters.severity_at_least"},
 		{"no destinations", func(r *Rule) { r.Destinations = nil }, ""},
 		{"destination zero", func(r *Rule) { r.Destinations = []int64{0} }, "destinations"},

@@ -147,8 +147,15 @@ func previewFilters(q *sqlArgs, r rules.Rule, owner string) string {
 	if f.NotMyActions {
 		fmt.Fprintf(&b, " AND m.agent <> %s", q.add(owner))
 	}
-	if min := rules.SeverityRank(f.SeverityAtLeast); min > 0 {
-		fmt.Fprintf(&b, " AND m.severity = ANY(%s::text[])", q.add(rules.Severities()[min:]))
+	// Ranked as the matcher ranks them: no severity and unknown words
+	// count as info, so "at least info" only leaves out debug.
+	sevs := rules.Severities()
+	switch min := rules.SeverityRank(f.SeverityAtLeast); {
+	case sevs[min] == "debug":
+	case sevs[min] == "info":
+		fmt.Fprintf(&b, " AND m.severity <> %s", q.add("debug"))
+	default:
+		fmt.Fprintf(&b, " AND m.severity = ANY(%s::text[])", q.add(sevs[min:]))
 	}
 	return b.String()
 }

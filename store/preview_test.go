@@ -48,6 +48,14 @@ func storeCorpus(t *testing.T, st *store.Store) []store.Message {
 		msgs = append(msgs, store.NewMessage{MsgID: fmt.Sprint("odd", i), Envelope: []byte(`{}`), Meta: meta.Metadata{
 			Topic: "org.test.prod.odd_topic%" + p, App: "odd", Usernames: []string{}, Packages: []string{p}, Summary: "odd " + p}})
 	}
+	// Every severity, debug included, on copies of corpus messages (so the
+	// random rules track them).
+	sevs := append(rules.Severities(), "", "loud")
+	for i := range 3 * len(sevs) {
+		c := msgs[i*7%len(msgs)]
+		c.MsgID, c.Meta.Severity = fmt.Sprint("csev", i), sevs[i%len(sevs)]
+		msgs = append(msgs, c)
+	}
 	ctx := context.Background()
 	err = st.InTx(ctx, func(tx pgx.Tx) error { _, err := store.InsertMessages(ctx, tx, msgs); return err })
 	if err != nil {
@@ -107,7 +115,7 @@ func TestPreviewEqualsMatcher(t *testing.T) {
 		r.Track = rules.Track{Mine: rnd.IntN(5) == 0, Users: some(users, 1), Packages: some(pkgs, 2), Apps: some(apps, 1), Topics: some(topics, 1)}
 		if rnd.IntN(3) == 0 {
 			r.Filters = rules.Filters{Apps: some(apps, 1), AppsExclude: some(apps, 1), TopicsExclude: some(topics, 1),
-				NotMyActions: rnd.IntN(2) == 0, SeverityAtLeast: []string{"", "warning", "error"}[rnd.IntN(3)]}
+				NotMyActions: rnd.IntN(2) == 0, SeverityAtLeast: []string{"", "debug", "info", "warning", "error"}[rnd.IntN(5)]}
 		}
 		if i%10 == 0 {
 			r.Track.Packages = append(r.Track.Packages, "a_b*", `back\*`)
