@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -94,6 +95,9 @@ type Config struct {
 	OIDCClientID      string // FMN_OIDC_CLIENT_ID
 	OIDCClientSecret  string // FMN_OIDC_CLIENT_SECRET
 	OIDCUsernameClaim string // FMN_OIDC_USERNAME_CLAIM: the claim holding the bus username
+
+	// Safety against hostile users and networks (issue 13).
+	TrustedProxies []netip.Prefix // FMN_TRUSTED_PROXIES: CIDRs whose X-Forwarded-For is believed
 }
 
 // Load reads the config file (if path is not empty) and then the environment
@@ -162,6 +166,7 @@ var known = map[string]bool{
 	"FMN_DEMO": true, "FMN_DEMO_CORPUS": true, "FMN_DEMO_RATE": true,
 	"FMN_ADMINS": true, "FMN_LOG_LEVEL": true,
 	"FMN_OIDC_ISSUER": true, "FMN_OIDC_CLIENT_ID": true, "FMN_OIDC_CLIENT_SECRET": true, "FMN_OIDC_USERNAME_CLAIM": true,
+	"FMN_TRUSTED_PROXIES": true,
 	// Read by the test helpers only; accepted so a developer's shell does not
 	// make the service refuse to start.
 	"FMN_TEST_DATABASE_URL": true, "FMN_ARTIFACTS": true,
@@ -237,6 +242,7 @@ func parse(vals map[string]string) (Config, error) {
 	if c.DemoRate, err = strconv.ParseFloat(get("FMN_DEMO_RATE", strconv.FormatFloat(DefaultDemoRate, 'f', -1, 64)), 64); err != nil || c.DemoRate <= 0 {
 		errs = append(errs, fmt.Errorf("FMN_DEMO_RATE: want a positive number of messages per second"))
 	}
+	errs = append(errs, c.parseSafety(get)...)
 	for _, pair := range splitList(get("FMN_BUS_REPLAY", "")) {
 		pub, rep, ok := strings.Cut(pair, "=")
 		if !ok || pub == "" || rep == "" {

@@ -225,12 +225,12 @@ type ConfirmLimits struct {
 // A transaction-scoped advisory lock on the address makes concurrent
 // requests for one address count one after the other.
 func RecordConfirmSend(ctx context.Context, tx pgx.Tx, userID int64, address string, lim ConfirmLimits, now time.Time) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(lower($1), 0))`, address); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(`+mailboxKey("$1")+`, 0))`, address); err != nil {
 		return translate(err, "lock confirmation address")
 	}
 	var perAddr, perUser int
 	err := tx.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM confirm_sends WHERE lower(address) = lower($1) AND created_at > $3),
+		(SELECT count(*) FROM confirm_sends WHERE `+mailboxKey("address")+` = `+mailboxKey("$1")+` AND created_at > $3),
 		(SELECT count(*) FROM confirm_sends WHERE user_id = $2 AND created_at > $4)`,
 		address, userID, now.Add(-24*time.Hour), now.Add(-time.Hour)).Scan(&perAddr, &perUser)
 	if err != nil {

@@ -68,8 +68,9 @@ func (s *Store) DeleteSession(ctx context.Context, token string) error {
 
 // RequestLoginLink records that an address asked to sign in, in tx (the
 // caller queues the mailing job in the same transaction). It refuses with
-// ErrRateLimited when the address asked more than max times in the window,
-// so nobody can make fmn mail-bomb an address.
+// ErrRateLimited when the mailbox asked more than max times in the window,
+// so nobody can make fmn mail-bomb an address: "Jane+1@X" and "jane+2@x"
+// count as jane@x (see mailboxKey).
 func RequestLoginLink(ctx context.Context, tx pgx.Tx, email string, max int, window time.Duration) (int64, error) {
 	// Old requests matter to nobody once past the window and their link's
 	// life: sweep them here so the table stays small.
@@ -77,8 +78,8 @@ func RequestLoginLink(ctx context.Context, tx pgx.Tx, email string, max int, win
 		return 0, translate(err, "sweep sign-in requests")
 	}
 	var recent int
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM login_links WHERE lower(email) = lower($1) AND created_at > now() - $2::interval`,
-		email, window.String()).Scan(&recent); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM login_links WHERE `+mailboxKey("email")+` = `+mailboxKey("$1")+`
+		AND created_at > now() - $2::interval`, email, window.String()).Scan(&recent); err != nil {
 		return 0, translate(err, "count sign-in requests")
 	}
 	if recent >= max {
@@ -123,6 +124,14 @@ func (s *Store) UseLoginToken(ctx context.Context, token string) (User, string, 
 	}
 	sess, err := s.CreateSession(ctx, u.ID)
 	return u, sess, err
+}
+
+// mailboxKey is the SQL expression folding an address to the mailbox it
+// reaches, for per-address limits: lower case, and without a "+tag" in the
+// local part, which most providers deliver to the same mailbox (so
+// victim+1@, victim+2@, … would each get a fresh allowance otherwise).
+func mailboxKey(expr string) string {
+	return `lower(regexp_replace(` + expr + `, '\+[^@]*@', '@'))`
 }
 
 var notNameChar = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)

@@ -59,7 +59,7 @@ func (s *Server) requestLogin(w http.ResponseWriter, r *http.Request) error {
 		s.renderStatus(w, http.StatusBadRequest, "login.html", data)
 		return nil
 	}
-	if !s.loginLimit.allow(clientIP(r)) {
+	if !s.loginLimit.allow(s.clientIP(r)) {
 		return apperr.ErrRateLimited
 	}
 	err = s.Store.InTx(r.Context(), func(tx pgx.Tx) error {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ type Deps struct {
 	// VAPIDPublicKey is served to browsers subscribing to push; empty
 	// when push is not set up in this process.
 	VAPIDPublicKey string
+	// TrustedProxies (FMN_TRUSTED_PROXIES) are the only peers whose
+	// X-Forwarded-For is believed; see clientIP.
+	TrustedProxies []netip.Prefix
 }
 
 // Server holds the parsed templates and dependencies.
@@ -77,7 +81,7 @@ func New(d Deps) (*Server, error) {
 // Handler returns the router.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RealIP, s.logRequests, middleware.Recoverer, securityHeaders)
+	r.Use(s.logRequests, middleware.Recoverer, securityHeaders)
 	cop := http.NewCrossOriginProtection()
 	cop.AddInsecureBypassPattern("POST /unsubscribe/{token}") // signed token, RFC 8058 POSTs from mail providers
 	r.Use(cop.Handler)

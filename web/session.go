@@ -2,13 +2,14 @@ package web
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"fmn/apperr"
 	"fmn/store"
@@ -117,13 +118,28 @@ func (s *Server) isAdmin(r *http.Request) bool {
 	return u.ID != 0 && slices.Contains(s.Auth.Admins, u.Name)
 }
 
-// localPath keeps a post-sign-in redirect on this site: only a path, never
-// "//host" or a scheme, so the sign-in page cannot be an open redirect.
+// localPath keeps a post-sign-in redirect on this site. Browsers are
+// lenient with Location: they drop tabs and newlines, read a backslash as a
+// slash and a leading "//" as another host, so "/\t/evil.example" would
+// leave the site. Only a plain same-site path passes: exactly one leading
+// slash, no "//", no backslash, no control character, in the text as given
+// and once percent-decoded; anything else becomes "/".
 func localPath(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	decoded, err := url.PathUnescape(next)
+	if err != nil || !plainPath(next) || !plainPath(decoded) {
 		return "/"
 	}
 	return next
+}
+
+func plainPath(p string) bool {
+	if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") || strings.ContainsRune(p, '\\') {
+		return false
+	}
+	if !utf8.ValidString(p) {
+		return false
+	}
+	return strings.IndexFunc(p, unicode.IsControl) < 0
 }
 
 // limiter counts attempts per key in fixed windows. It is per process: it
@@ -152,12 +168,4 @@ func (l *limiter) allow(key string) bool {
 	}
 	l.seen[key]++
 	return l.seen[key] <= l.max
-}
-
-// clientIP is the address the request came from (after chi's RealIP).
-func clientIP(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }

@@ -190,9 +190,10 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	if r.web {
 		hub := web.NewHub(st, log)
 		bus.Go(func() error { return hub.Run(busCtx) })
-		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub, Auth: web.AuthConfig{
-			OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,
-			OIDCUsernameClaim: cfg.OIDCUsernameClaim, Admins: cfg.Admins}}
+		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub,
+			TrustedProxies: cfg.TrustedProxies, Auth: web.AuthConfig{
+				OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,
+				OIDCUsernameClaim: cfg.OIDCUsernameClaim, Admins: cfg.Admins}}
 		if sub != nil {
 			deps.Endpoints = sub.Status
 		}

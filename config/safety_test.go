@@ -1,0 +1,25 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	c, err := Load("", []string{"FMN_TRUSTED_PROXIES=10.0.0.0/8, 127.0.0.1, ::1, 192.168.1.7/24, ::ffff:172.16.0.0/108"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if strings.Join(got, " ") != "10.0.0.0/8 127.0.0.1/32 ::1/128 192.168.1.0/24 172.16.0.0/12" {
+		t.Errorf("parsed: %v", got)
+	}
+	_, err = Load("", []string{"FMN_TRUSTED_PROXIES=10.0.0.0/33,proxy.example"})
+	if err == nil || !strings.Contains(err.Error(), `FMN_TRUSTED_PROXIES: "10.0.0.0/33"`) || !strings.Contains(err.Error(), `"proxy.example"`) {
+		t.Errorf("bad entries: %v", err)
+	}
+}
