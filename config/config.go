@@ -322,13 +322,41 @@ func (c Config) validate() []error {
 	return errs
 }
 
-// Redacted returns a URL with its password replaced, for logs.
+// Redacted returns a URL fit for a log: the user info's password and the
+// values of password-like query parameters (FMN_DATABASE_URL may carry
+// ?password=, a push endpoint ?token=) are replaced with "xxxxx".
 func Redacted(raw string) string {
+	if raw == "" {
+		return ""
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparseable)"
 	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			if secretParam(k) {
+				q[k] = []string{"xxxxx"}
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
 	return u.Redacted()
+}
+
+// secretParam reports whether a query parameter's name says it carries a
+// secret: password, pass, pwd, token, secret, key, auth, credential,
+// signature, in any case and as part of a longer name (sslpassword,
+// access_token, api_key, X-Amz-Signature).
+func secretParam(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"pass", "pwd", "token", "secret", "key", "auth", "credential", "signature", "sig"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // LogValues lists the settings for the start-up log line, with secrets

@@ -23,3 +23,20 @@ func TestTrustedProxies(t *testing.T) {
 		t.Errorf("bad entries: %v", err)
 	}
 }
+
+func TestRedactedURL(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"postgres://u:pw@h/db?password=x&sslmode=disable": "postgres://u:xxxxx@h/db?password=xxxxx&sslmode=disable",
+		"https://push.example/send/abc?auth=1&Api_Key=2":  "https://push.example/send/abc?Api_Key=xxxxx&auth=xxxxx",
+		"amqp://guest@broker/%2F":                         "amqp://guest@broker/%2F",
+		"":                                                "",
+		"postgres://h/db?pass=1&pwd=2&secret=3&token=4":   "postgres://h/db?pass=xxxxx&pwd=xxxxx&secret=xxxxx&token=xxxxx",
+		"http://[::1":                                     "(unparseable)",
+	}
+	for in, want := range cases {
+		if got := Redacted(in); got != want {
+			t.Errorf("Redacted(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

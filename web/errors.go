@@ -46,7 +46,7 @@ func (s *Server) api(h handlerFunc) http.HandlerFunc {
 		if err := h(w, r); err != nil {
 			status, body := statusOf(err)
 			if status >= 500 {
-				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+				s.log.Error("request failed", "method", r.Method, "path", logPath(r), "err", err)
 			}
 			if status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="fmn"`)
@@ -62,7 +62,7 @@ func (s *Server) page(h handlerFunc) http.HandlerFunc {
 		if err := h(w, r); err != nil {
 			status, body := statusOf(err)
 			if status >= 500 {
-				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+				s.log.Error("request failed", "method", r.Method, "path", logPath(r), "err", err)
 			}
 			s.renderStatus(w, status, "error.html", errorPage{Page: s.base(r, http.StatusText(status)), Message: body.Error})
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -159,8 +160,26 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
-		s.log.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(), "duration_ms", time.Since(start).Milliseconds())
+		s.log.Debug("http request", "method", r.Method, "path", logPath(r), "status", ww.Status(), "duration_ms", time.Since(start).Milliseconds())
 	})
+}
+
+// logPath is what logs say of a request's path: the route's pattern
+// ("/login/{token}"), never the path itself, which for the sign-in, feed,
+// confirmation and unsubscribe links is the secret. A path no route
+// matched is cut to its first segment, as it may be one of those links
+// mistyped.
+func logPath(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		if p := rc.RoutePattern(); p != "" && p != "/*" {
+			return p
+		}
+	}
+	first, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	if rest != "" {
+		return "/" + first + "/…"
+	}
+	return "/" + first
 }
 
 type readiness struct {
