@@ -31,8 +31,8 @@ func TestRedactedURL(t *testing.T) {
 		"https://push.example/send/abc?auth=1&Api_Key=2":  "https://push.example/send/abc?Api_Key=xxxxx&auth=xxxxx",
 		"amqp://guest@broker/%2F":                         "amqp://guest@broker/%2F",
 		"":                                                "",
-		"postgres://h/db?pass=1&pwd=2&secret=3&token=4":   "postgres://h/db?pass=xxxxx&pwd=xxxxx&secret=xxxxx&token=xxxxx",
-		"http://[::1":                                     "(unparseable)",
+		"postgres://h/db?pass=1&pwd=2&secret=3&token=4": "postgres://h/db?pass=xxxxx&pwd=xxxxx&secret=xxxxx&token=xxxxx",
+		"http://[::1": "(unparseable)",
 	}
 	for in, want := range cases {
 		if got := Redacted(in); got != want {
