@@ -88,7 +88,7 @@ type Config struct {
 	DemoCorpus string  // FMN_DEMO_CORPUS: a file or folder of envelopes
 	DemoRate   float64 // FMN_DEMO_RATE: messages per second
 
-	Admins   []string // FMN_ADMINS: usernames with access to /admin
+	Admins   []string // FMN_ADMINS: verified email addresses or OIDC issuer#subject values with access to /admin
 	LogLevel string   // FMN_LOG_LEVEL: debug, info, warn, error
 
 	OIDCIssuer        string // FMN_OIDC_ISSUER: sign in with this OpenID provider
@@ -313,6 +313,11 @@ func (c Config) validate() []error {
 		}
 	} else if c.OIDCClientID != "" || c.OIDCClientSecret != "" {
 		errs = append(errs, errors.New("FMN_OIDC_ISSUER: required when FMN_OIDC_CLIENT_ID or FMN_OIDC_CLIENT_SECRET is set"))
+	}
+	for _, a := range c.Admins {
+		if msg := validAdmin(a); msg != "" {
+			errs = append(errs, fmt.Errorf("FMN_ADMINS: %s", msg))
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net/mail"
 	"net/netip"
+	"net/url"
 	"strings"
 )
 
@@ -39,4 +41,27 @@ func parsePrefix(v string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// validAdmin says what is wrong with one FMN_ADMINS entry, or "" when it
+// is a verified email address or an OIDC issuer#subject. A bare user name
+// is refused: names go to whoever signs up first (a sign-in as
+// "Ad!min@evil.example" was named "admin"), an address or a provider's
+// subject belongs to one person.
+func validAdmin(v string) string {
+	if iss, sub, ok := strings.Cut(v, "#"); ok {
+		u, err := url.Parse(iss)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || sub == "" {
+			return fmt.Sprintf("%q: want issuer#subject, the issuer an http(s) URL as FMN_OIDC_ISSUER gives it (https://id.example.org#1234)", v)
+		}
+		return ""
+	}
+	if strings.Contains(v, "@") {
+		a, err := mail.ParseAddress(v)
+		if err != nil || a.Name != "" || a.Address != v {
+			return fmt.Sprintf("%q is not a plain email address (like jane@example.org)", v)
+		}
+		return ""
+	}
+	return fmt.Sprintf("%q is a bare user name, and names go to whoever signs up first: give the admin's email address (jane@example.org) or OIDC issuer#subject instead", v)
 }

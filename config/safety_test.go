@@ -40,3 +40,28 @@ func TestRedactedURL(t *testing.T) {
 		}
 	}
 }
+
+// TestFinding3AdminsNotByName: a name-shaped FMN_ADMINS entry is refused
+// with a message saying what to give instead.
+func TestFinding3AdminsNotByName(t *testing.T) {
+	t.Parallel()
+	_, err := Load("", []string{"FMN_ADMINS=admin, jane@example.org, https://id.fedoraproject.org#1234, Jane <j@example.org>, https://#x, ftp://id.example#1"})
+	if err == nil {
+		t.Fatal("FMN_ADMINS=admin accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{`FMN_ADMINS: "admin" is a bare user name`, "email address", `"Jane <j@example.org>" is not a plain email address`,
+		`"https://#x": want issuer#subject`, `"ftp://id.example#1": want issuer#subject`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	for _, ok := range []string{"jane@example.org", "https://id.fedoraproject.org#1234"} {
+		if strings.Contains(msg, `"`+ok+`"`) {
+			t.Errorf("%s refused:\n%s", ok, msg)
+		}
+	}
+	if _, err := Load("", []string{"FMN_ADMINS=jane@example.org,https://id.example/realms/x#f:0a1b"}); err != nil {
+		t.Errorf("good admins refused: %v", err)
+	}
+}

@@ -107,7 +107,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	s := startService(t, "FMN_SMTP_URL="+mailSrv.URL(), "FMN_BUS_ENDPOINTS="+busEP, "FMN_ADMINS=jane")
+	s := startService(t, "FMN_SMTP_URL="+mailSrv.URL(), "FMN_BUS_ENDPOINTS="+busEP, "FMN_ADMINS=jane@example.org")
 	eventually(t, 15*time.Second, "the service subscribed to the bus", func() bool {
 		return pub.WaitSubscribers(context.Background(), 100*time.Millisecond)
 	})

@@ -14,7 +14,7 @@ import (
 // any instance) are listed on the admin page.
 func TestAdminShowsRecordedGaps(t *testing.T) {
 	t.Parallel()
-	s := newSite(t, AuthConfig{Admins: []string{"pat"}}, "")
+	s := newSite(t, AuthConfig{Admins: []string{"pat@example.org"}}, "")
 	c := s.signIn("pat@example.org")
 	err := s.st.InTx(context.Background(), func(tx pgx.Tx) error {
 		return store.InsertBusGaps(context.Background(), tx, []store.BusGap{

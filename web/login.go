@@ -209,8 +209,10 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) error {
 		s.log.Warn("OpenID username claim unusable", "claim", s.Auth.OIDCUsernameClaim, "sub", idt.Subject)
 		return apperr.Invalid("", "Your account has no usable user name (claim %q).", s.Auth.OIDCUsernameClaim)
 	}
+	// The provider's email counts only when it says it verified it: the
+	// address may name an admin (FMN_ADMINS) and is where mail goes.
 	email, _ := claims["email"].(string)
-	if verified, ok := claims["email_verified"].(bool); ok && !verified {
+	if verified, _ := claims["email_verified"].(bool); !verified {
 		email = ""
 	}
 	u, err := s.Store.EnsureUser(r.Context(), name, email)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -112,10 +111,26 @@ func (s *Server) requireUser(next http.Handler) http.Handler {
 	})
 }
 
-// isAdmin reports whether the signed-in user is named in FMN_ADMINS.
+// isAdmin reports whether the signed-in user is one of FMN_ADMINS, which
+// names admins by verified email address or by OIDC issuer#subject, never
+// by user name (whoever signs up first gets a name). A user's email is
+// verified: it comes from a sign-in link mailed to it, from an OpenID
+// provider that says email_verified, or from the operator (fmn token
+// create -email).
 func (s *Server) isAdmin(r *http.Request) bool {
 	u := userFrom(r.Context())
-	return u.ID != 0 && slices.Contains(s.Auth.Admins, u.Name)
+	if u.ID == 0 {
+		return false
+	}
+	for _, a := range s.Auth.Admins {
+		if strings.Contains(a, "#") {
+			continue // OIDC subjects: matched once users carry their issuer and subject
+		}
+		if strings.Contains(a, "@") && u.Email != "" && strings.EqualFold(a, u.Email) {
+			return true
+		}
+	}
+	return false
 }
 
 // localPath keeps a post-sign-in redirect on this site. Browsers are

@@ -489,7 +489,7 @@ func TestOtherUsersObjectsAreNotFound(t *testing.T) {
 
 func TestRuleEditorAndSettings(t *testing.T) {
 	t.Parallel()
-	s := newSite(t, AuthConfig{Admins: []string{"pat"}}, "")
+	s := newSite(t, AuthConfig{Admins: []string{"pat@example.org"}}, "")
 	c := s.signIn("pat@example.org")
 	if b := body(t, s.get(c, "/rules")); !strings.Contains(b, "No rules yet") || !strings.Contains(b, "/rules/new?preset=mine") {
 		t.Fatalf("empty rules page:\n%s", b)
