@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,23 +29,30 @@ type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	base string
-	log  *bytes.Buffer
+	env  []string // the service's environment, for tools run beside it
+	log  *syncBuffer
 	done chan error
 }
 
 func launch(t *testing.T, dbURL string, extraEnv ...string) *proc {
 	t.Helper()
+	return launchEnv(t, append([]string{"FMN_DATABASE_URL=" + dbURL, "FMN_DATA_DIR=" + t.TempDir()}, extraEnv...)...)
+}
+
+// launchEnv starts `fmn serve` on a free port with the test's environment
+// plus env (which names the database, or leaves it out for the private
+// cluster).
+func launchEnv(t *testing.T, env ...string) *proc {
+	t.Helper()
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	env := append(os.Environ(),
-		"FMN_DATABASE_URL="+dbURL,
+	full := append(os.Environ(),
 		fmt.Sprintf("FMN_LISTEN=127.0.0.1:%d", port),
 		"FMN_BASE_URL="+base,
-		"FMN_DATA_DIR="+t.TempDir(),
 	)
-	p := &proc{t: t, base: base, log: &bytes.Buffer{}, done: make(chan error, 1)}
+	p := &proc{t: t, base: base, env: append(full, env...), log: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(fmnBin, "serve")
-	p.cmd.Env = append(env, extraEnv...)
+	p.cmd.Env = p.env
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -56,7 +64,7 @@ func launch(t *testing.T, dbURL string, extraEnv ...string) *proc {
 			t.Logf("fmn serve log:\n%s", p.log.String())
 		}
 	})
-	eventually(t, 30*time.Second, "service healthy", func() bool {
+	eventually(t, 60*time.Second, "service healthy", func() bool {
 		resp, err := http.Get(base + "/healthz")
 		if err != nil {
 			return false
@@ -65,6 +73,25 @@ func launch(t *testing.T, dbURL string, extraEnv ...string) *proc {
 		return resp.StatusCode == 200
 	})
 	return p
+}
+
+// syncBuffer is a bytes.Buffer that a running process may write while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // stop interrupts the service and waits for it (once).

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -27,6 +28,12 @@ import (
 type Cluster struct {
 	// URL connects to the cluster's "fmn" database over its Unix socket.
 	URL string
+	// Started says that Start started the server, rather than finding it
+	// running (another fmn process started it and may still need it).
+	Started bool
+
+	dir  string
+	hold *pgx.Conn // holds inUseLock shared while this process uses the cluster
 
 	bin    string
 	pgdata string
@@ -76,8 +83,9 @@ type Options struct {
 }
 
 // Start initialises the cluster in dir on first use and starts it (or finds
-// it running). PostgreSQL refuses to run as root, so under root the server
-// runs as the "postgres" system user that Debian's package creates.
+// it running: Started tells which), and marks it in use by this process
+// until Release. PostgreSQL refuses to run as root, so under root the
+// server runs as the "postgres" system user that Debian's package creates.
 func Start(ctx context.Context, dir string, opt Options, log *slog.Logger) (*Cluster, error) {
 	bin, err := FindBinDir()
 	if err != nil {
@@ -96,7 +104,7 @@ func Start(ctx context.Context, dir string, opt Options, log *slog.Logger) (*Clu
 			dir = moved
 		}
 	}
-	c := &Cluster{bin: bin, pgdata: filepath.Join(dir, "pgdata"), log: log}
+	c := &Cluster{bin: bin, dir: dir, pgdata: filepath.Join(dir, "pgdata"), log: log}
 	sock := filepath.Join(dir, "pgsock")
 	if len(sock) > 90 {
 		return nil, fmt.Errorf("data folder path %s is too long for a Unix socket; use a shorter FMN_DATA_DIR", dir)
@@ -136,7 +144,7 @@ func Start(ctx context.Context, dir string, opt Options, log *slog.Logger) (*Clu
 			return nil, fmt.Errorf("initdb: %w", err)
 		}
 	}
-	if c.run(ctx, "pg_ctl", "-D", c.pgdata, "status") != nil {
+	if !c.running(ctx) {
 		listen := ""
 		if opt.Port != 0 {
 			listen = fmt.Sprintf("127.0.0.1' -c port='%d", opt.Port)
@@ -148,6 +156,7 @@ func Start(ctx context.Context, dir string, opt Options, log *slog.Logger) (*Clu
 		if err := c.run(ctx, "pg_ctl", "-D", c.pgdata, "-l", filepath.Join(c.pgdata, "server.log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
 			return nil, fmt.Errorf("start PostgreSQL (see %s): %w", filepath.Join(c.pgdata, "server.log"), err)
 		}
+		c.Started = true
 	}
 	dbURL := func(db string) string { return "postgres://fmn@/" + db + "?host=" + url.QueryEscape(sock) }
 	if opt.Port != 0 {
@@ -159,7 +168,42 @@ func Start(ctx context.Context, dir string, opt Options, log *slog.Logger) (*Clu
 		return nil, err
 	}
 	c.URL = dbURL("fmn")
+	if err := c.markInUse(ctx); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// inUseLock is the advisory lock every fmn process using a private cluster
+// holds shared, on a connection of its own, until Release: the last one to
+// leave can tell that it is the last ("fmnC" in ASCII).
+const inUseLock = 0x666d6e43
+
+// startedFile, in the cluster's folder, holds the start time of the server
+// an fmn process started (pg_postmaster_start_time), so that the last fmn
+// process to leave stops that server and never one somebody else started.
+const startedFile = "started-by-fmn"
+
+// markInUse takes the shared in-use lock and, when this process started
+// the server, records the server's start time.
+func (c *Cluster) markInUse(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, c.URL)
+	if err != nil {
+		return fmt.Errorf("connect to private cluster: %w", err)
+	}
+	var started string
+	if err := conn.QueryRow(ctx, `SELECT pg_advisory_lock_shared($1), pg_postmaster_start_time()::text`, inUseLock).Scan(nil, &started); err != nil {
+		conn.Close(ctx)
+		return fmt.Errorf("mark private cluster in use: %w", err)
+	}
+	if c.Started {
+		if err := os.WriteFile(filepath.Join(c.dir, startedFile), []byte(started), 0o644); err != nil {
+			conn.Close(ctx)
+			return fmt.Errorf("record private cluster start: %w", err)
+		}
+	}
+	c.hold = conn
+	return nil
 }
 
 func ensureDB(ctx context.Context, adminURL, name string) error {
@@ -182,9 +226,30 @@ func ensureDB(ctx context.Context, adminURL, name string) error {
 
 // StopDir stops the cluster kept in dir, if one runs.
 func StopDir(ctx context.Context, dir string, log *slog.Logger) error {
-	bin, err := FindBinDir()
+	c, err := existing(dir, log)
 	if err != nil {
 		return err
+	}
+	if !c.running(ctx) {
+		return nil
+	}
+	return c.Stop(ctx)
+}
+
+// Running reports whether the cluster kept in dir runs.
+func Running(ctx context.Context, dir string, log *slog.Logger) (bool, error) {
+	c, err := existing(dir, log)
+	if err != nil {
+		return false, err
+	}
+	return c.running(ctx), nil
+}
+
+// existing describes the cluster kept in dir without starting it.
+func existing(dir string, log *slog.Logger) (*Cluster, error) {
+	bin, err := FindBinDir()
+	if err != nil {
+		return nil, err
 	}
 	dir, _ = filepath.Abs(dir)
 	if os.Geteuid() == 0 && closedAncestor(dir) != "" {
@@ -198,15 +263,54 @@ func StopDir(ctx context.Context, dir string, log *slog.Logger) error {
 			}
 		}
 	}
-	if c.run(ctx, "pg_ctl", "-D", c.pgdata, "status") != nil {
-		return nil
-	}
-	return c.Stop(ctx)
+	return c, nil
+}
+
+func (c *Cluster) running(ctx context.Context) bool {
+	return c.run(ctx, "pg_ctl", "-D", c.pgdata, "status") == nil
 }
 
 // Stop shuts the server down, letting running transactions end first.
 func (c *Cluster) Stop(ctx context.Context) error {
 	return c.run(ctx, "pg_ctl", "-D", c.pgdata, "-m", "fast", "-w", "stop")
+}
+
+// Release is what a process that opened the cluster with Start does when it
+// is done with it (after closing its own connections). The server is
+// stopped only by the last fmn process using it, and only when an fmn
+// process started it: a `fmn token create` run in a second shell beside
+// `make run` leaves make run's database alone, `make run`'s Ctrl-C stops
+// the database it started, and a `make run` that came up while a tool had
+// just started the cluster keeps it until it stops itself. A server
+// somebody started by hand is never stopped.
+func (c *Cluster) Release(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if c.hold == nil || !c.running(ctx) {
+		return nil
+	}
+	defer c.hold.Close(ctx)
+	var last bool
+	var started string
+	err := c.hold.QueryRow(ctx, `SELECT pg_advisory_unlock_shared($1) AND pg_try_advisory_lock($1), pg_postmaster_start_time()::text`,
+		inUseLock).Scan(&last, &started)
+	if err != nil {
+		return fmt.Errorf("release private cluster: %w", err)
+	}
+	if !last {
+		c.log.Info("leaving the private PostgreSQL running: another fmn process uses it")
+		return nil
+	}
+	ours, _ := os.ReadFile(filepath.Join(c.dir, startedFile))
+	if string(ours) != started {
+		return nil // started by someone else: theirs to stop
+	}
+	c.hold.Close(ctx)
+	if err := c.Stop(ctx); err != nil {
+		return err
+	}
+	_ = os.Remove(filepath.Join(c.dir, startedFile))
+	return nil
 }
 
 func (c *Cluster) run(ctx context.Context, name string, args ...string) error {

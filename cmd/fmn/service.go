@@ -32,7 +32,9 @@ type roles struct{ consume, work, web bool }
 const softStop = 10 * time.Second
 
 // openDatabase connects to FMN_DATABASE_URL, or starts the private cluster.
-// The returned stop function stops a cluster this call started.
+// The returned stop function releases the cluster (pgcluster.Release): it
+// stops one this call started and leaves one it found running alone, so a
+// tool run beside `make run` never takes make run's database down.
 func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Store, func(), error) {
 	url, stop := cfg.DatabaseURL, func() {}
 	if url == "" {
@@ -42,7 +44,7 @@ func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*st
 		}
 		url = cl.URL
 		stop = func() {
-			if err := cl.Stop(context.Background()); err != nil {
+			if err := cl.Release(context.Background()); err != nil {
 				log.Error("stop private PostgreSQL", "err", err)
 			}
 		}

@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"fmn/pgcluster"
+)
+
+// privateDataDir makes a data folder for a service on the embedded default
+// (its own PostgreSQL cluster), reachable by the postgres user when the
+// tests run as root, and stops and removes that cluster when the test ends.
+func privateDataDir(t *testing.T) string {
+	t.Helper()
+	if _, err := pgcluster.FindBinDir(); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "fmn-e2e-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// MkdirTemp makes the folder 0700; the server runs as "postgres"
+	// under root and must traverse it (pgcluster would move the cluster
+	// elsewhere otherwise).
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = pgcluster.StopDir(context.Background(), filepath.Join(dir, "postgres"), slog.New(slog.DiscardHandler))
+		os.RemoveAll(dir)
+	})
+	return dir
+}
+
+// clusterRunning reports whether the private cluster in dataDir runs.
+func clusterRunning(t *testing.T, dataDir string) bool {
+	t.Helper()
+	up, err := pgcluster.Running(context.Background(), filepath.Join(dataDir, "postgres"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return up
+}
+
+// tool runs an fmn command with the service's environment.
+func (p *proc) tool(args ...string) string {
+	p.t.Helper()
+	cmd := exec.Command(fmnBin, args...)
+	cmd.Env = p.env
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		p.t.Fatalf("fmn %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String()
+}
+
+func privateEnv(dataDir string) []string {
+	return []string{"FMN_DATABASE_URL=", "FMN_DATA_DIR=" + dataDir,
+		"FMN_DEMO=true", "FMN_DEMO_CORPUS=../testdata/fedmsg-meta.jsonl", "FMN_DEMO_RATE=50"}
+}
+
+// TestToolsBesideMakeRun is issue 14's first finding: `fmn token create`
+// and `fmn migrate`, run in a second shell while `make run` runs, used to
+// stop make run's private PostgreSQL on exit. Now a tool leaves a cluster it
+// found running alone, and stops one it started itself.
+func TestToolsBesideMakeRun(t *testing.T) {
+	t.Parallel()
+	dir := privateDataDir(t)
+
+	// Alone, a tool starts the cluster and stops it again.
+	alone := exec.Command(fmnBin, "migrate")
+	alone.Env = append(os.Environ(), "FMN_DATABASE_URL=", "FMN_DATA_DIR="+dir)
+	if out, err := alone.CombinedOutput(); err != nil {
+		t.Fatalf("fmn migrate on a fresh data folder: %v\n%s", err, out)
+	}
+	if clusterRunning(t, dir) {
+		t.Fatal("fmn migrate left the cluster it started running")
+	}
+
+	p := launchEnv(t, privateEnv(dir)...)
+	eventually(t, 60*time.Second, "the service ready", func() bool { return p.ready().Status == "ready" })
+
+	token := strings.TrimSpace(p.tool("token", "create", "-user", "alice", "-email", "alice@example.org"))
+	p.tool("migrate")
+	if r := p.ready(); r.Status != "ready" || r.Database != "ok" {
+		t.Fatalf("/readyz after the tools ran: %+v", r)
+	}
+	req, _ := http.NewRequest("GET", p.base+"/api/v1/me", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /api/v1/me with the new token: %d", resp.StatusCode)
+	}
+
+	// Ctrl-C stops make run and, since it started it, its database.
+	p.stop()
+	if clusterRunning(t, dir) {
+		t.Fatal("the cluster still runs after the service that started it stopped")
+	}
+}
