@@ -46,7 +46,9 @@ const maxBatch = 1000
 
 // Run stores messages from src until it is closed or ctx ends. A database
 // error is retried with backoff, never dropped: what a subscriber read is
-// stored before the ingester takes the next batch.
+// stored before the ingester takes the next batch. ctx is the ingester's
+// deadline, not the subscribers': ending it gives up even on a batch being
+// retried, so that a shutdown during a database outage ends.
 func (in *Ingester) Run(ctx context.Context, src <-chan Received) error {
 	// A stage of its own extracts each message's metadata while the
 	// previous batch is in the database: the two overlap instead of
@@ -89,6 +91,10 @@ func (in *Ingester) Run(ctx context.Context, src <-chan Received) error {
 			}
 		}
 		if err := in.ingestRetrying(ctx, batch); err != nil {
+			// ctx ended (the shutdown's deadline) before the database
+			// took the batch: it is left unstored, as in a crash, and
+			// its positions unsaved, so numbered streams replay it.
+			in.Log.Warn("shutdown: stopped retrying; a batch read from the bus was not stored", "messages", len(batch))
 			return nil
 		}
 	}

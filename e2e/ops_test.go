@@ -111,3 +111,38 @@ func TestToolsBesideMakeRun(t *testing.T) {
 		t.Fatal("the cluster still runs after the service that started it stopped")
 	}
 }
+
+// TestInterruptDuringDatabaseOutage is issue 14's second finding: with the
+// database gone, Ctrl-C used to leave the ingester retrying forever. Now
+// SIGINT ends the whole service in under 5 s even then.
+func TestInterruptDuringDatabaseOutage(t *testing.T) {
+	t.Parallel()
+	dir := privateDataDir(t)
+	p := launchEnv(t, privateEnv(dir)...)
+	eventually(t, 60*time.Second, "demo messages stored", func() bool {
+		return metric(t, p.base, "fmn_bus_messages_stored_total") > 0
+	})
+
+	if err := pgcluster.StopDir(context.Background(), filepath.Join(dir, "postgres"), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the ingester retrying", func() bool {
+		return strings.Contains(p.log.String(), "storing bus messages failed, retrying")
+	})
+
+	start := time.Now()
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		took := time.Since(start)
+		t.Logf("stopped %v after SIGINT with the database down (exit: %v)", took.Round(time.Millisecond), err)
+		if took >= 5*time.Second {
+			t.Fatalf("fmn serve took %v to stop after SIGINT, want under 5 s", took)
+		}
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		t.Fatal("fmn serve did not stop within 15 s of SIGINT while the database was down")
+	}
+}

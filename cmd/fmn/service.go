@@ -27,9 +27,29 @@ import (
 
 type roles struct{ consume, work, web bool }
 
-// Shutdown budget: workers get this long to finish a send before their
-// contexts are cancelled.
-const softStop = 10 * time.Second
+// Shutdown budget. SIGINT or SIGTERM ends the process within stopBudget
+// whatever the database does: an operator's Ctrl-C during a database
+// outage must not need a SIGKILL, and systemd's stop timeout must never be
+// reached. Each stage gets its own share, none beyond stopBudget; the
+// channels then get hardStop and closing closeGrace, under 5 s in all:
+//
+//   - ingestGrace: the ingester stores what the subscribers already read.
+//     When the database cannot take it in time, it is left unstored, as
+//     in a crash: a numbered ZeroMQ stream replays it at the next start
+//     (or records the gap), an AMQP broker redelivers what was not acked.
+//   - httpGrace: requests in flight finish.
+//   - softStop, then hardStop: workers finish a send, then have their
+//     contexts cancelled (a send cut off is recorded as such, never
+//     repeated blindly; see delivery's claims).
+//   - closeGrace: connections are closed and the private cluster stopped.
+const (
+	stopBudget  = 3500 * time.Millisecond
+	ingestGrace = 2 * time.Second
+	httpGrace   = time.Second
+	softStop    = 1500 * time.Millisecond
+	hardStop    = 500 * time.Millisecond
+	closeGrace  = time.Second
+)
 
 // openDatabase connects to FMN_DATABASE_URL, or starts the private cluster.
 // The returned stop function releases the cluster (pgcluster.Release): it
@@ -99,7 +119,10 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	if err != nil {
 		return err
 	}
-	defer closeDB()
+	// A pool with a connection stuck on an unreachable server would
+	// block its Close forever: closing gets closeGrace, then the process
+	// exits without it.
+	defer waitAtMost(closeGrace, func() error { closeDB(); return nil }, "closing the database", log)
 
 	m := metrics.New()
 	var mailer delivery.Mailer = delivery.FolderMailer{Dir: filepath.Join(cfg.DataDir, "mail")}
@@ -131,7 +154,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	// The IRC bot and push live beside the workers and stop after them.
 	chanCtx, stopChannels := context.WithCancel(context.WithoutCancel(ctx))
 	var chans errgroup.Group
-	defer func() { stopChannels(); _ = chans.Wait() }()
+	defer func() { stopChannels(); waitAtMost(hardStop, chans.Wait, "channels (IRC bot, push)", log) }()
 	vapidPub, startChannels, err := setUpChannels(chanCtx, &chans, cfg, st, m, r, &workers, log)
 	if err != nil {
 		return err
@@ -144,6 +167,8 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 
 	busCtx, stopBus := context.WithCancel(ctx)
 	defer stopBus()
+	ingCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopIngest()
 	bus, _ := errgroup.WithContext(busCtx)
 	var sub *consumer.Subscriber
 	if r.consume {
@@ -174,10 +199,20 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		bus.Go(func() error { defer close(subDone); return sub.Run(busCtx, ch) })
 		// The ingester outlives the subscribers by the time it takes to
 		// store what they already read: it stops on the closed channel,
-		// not on the cancelled context.
+		// or when the shutdown's ingestGrace is over (stopIngest).
 		bus.Go(func() error {
 			go func() { <-subDone; close(ch) }()
-			return ing.Run(context.WithoutCancel(busCtx), ch)
+			err := ing.Run(ingCtx, ch)
+			// Whatever the subscribers still hand over after a deadline
+			// is dropped, so that they can finish.
+			left := 0
+			for range ch {
+				left++
+			}
+			if left > 0 {
+				log.Warn("shutdown: messages read from the bus were not stored in time; numbered streams replay them at the next start", "messages", left)
+			}
+			return err
 		})
 	}
 
@@ -217,24 +252,56 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		}
 	}
 	log.Info("shutting down")
-	// Order: stop taking bus input (and store what was read), then the web
-	// server, then the workers (soft, then hard), then the pool.
+	deadline := time.Now().Add(stopBudget)
+	within := func(d time.Duration) (context.Context, context.CancelFunc) {
+		end := time.Now().Add(d)
+		if end.After(deadline) {
+			end = deadline
+		}
+		return context.WithDeadline(context.Background(), end)
+	}
+	// Order: stop taking bus input first, then let the ingester store what
+	// was read, the web server finish its requests and the workers their
+	// sends side by side (none needs another running: jobs queued
+	// meanwhile wait in the database for the next start), then close the
+	// channels and the pool.
 	stopBus()
+	workersStopped := make(chan struct{})
+	go func() {
+		defer close(workersStopped)
+		if r.work {
+			stopWorkers(jobs, within, log)
+		}
+	}()
+	ictx, cancel := within(ingestGrace)
+	stopAfter := context.AfterFunc(ictx, stopIngest)
 	if err := bus.Wait(); err != nil {
 		log.Error("bus shutdown", "err", err)
 	}
+	stopAfter()
+	cancel()
 	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = srv.Shutdown(sctx)
+		sctx, cancel := within(httpGrace)
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
 		cancel()
 	}
-	if r.work {
-		stopWorkers(jobs, log)
-	}
-	stopChannels()
-	_ = chans.Wait()
+	<-workersStopped
 	log.Info("stopped")
 	return nil
+}
+
+// waitAtMost waits for wait to return, at most for d; past that the
+// process goes on (and exits) without it.
+func waitAtMost(d time.Duration, wait func() error, what string, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() { _ = wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		log.Warn("shutdown: gave up waiting", "for", what, "after", d)
+	}
 }
 
 // busChecks builds the signature verifier (when FMN_VALIDATE_SIGNATURES is
@@ -255,14 +322,16 @@ func busChecks(cfg config.Config, m *metrics.Metrics, log *slog.Logger) (*fedmsg
 	return v, r, nil
 }
 
-func stopWorkers(jobs *river.Client[pgx.Tx], log *slog.Logger) {
-	sctx, cancel := context.WithTimeout(context.Background(), softStop)
+func stopWorkers(jobs *river.Client[pgx.Tx], within func(time.Duration) (context.Context, context.CancelFunc), log *slog.Logger) {
+	sctx, cancel := within(softStop)
 	defer cancel()
 	if err := jobs.Stop(sctx); err != nil {
 		log.Warn("workers did not stop in time, cancelling their jobs", "err", err)
-		hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		hctx, hcancel := within(hardStop)
 		defer hcancel()
-		_ = jobs.StopAndCancel(hctx)
+		if err := jobs.StopAndCancel(hctx); err != nil {
+			log.Warn("workers did not stop after cancelling their jobs", "err", err)
+		}
 	}
 }
 
