@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"fmn/pgcluster"
+	"fmn/store/storetest"
 )
 
 // privateDataDir makes a data folder for a service on the embedded default
@@ -144,5 +145,25 @@ func TestInterruptDuringDatabaseOutage(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		p.cmd.Process.Kill()
 		t.Fatal("fmn serve did not stop within 15 s of SIGINT while the database was down")
+	}
+}
+
+// TestRiverQuietAtInfo is issue 14's ninth finding: River's routine lines
+// ("River client started", "Producer job counts" every 5 s) were most of
+// `make run`'s output. At the default level they are gone now.
+func TestRiverQuietAtInfo(t *testing.T) {
+	t.Parallel()
+	p := launch(t, storetest.URL(t), "FMN_LOG_LEVEL=info")
+	eventually(t, 30*time.Second, "the service ready", func() bool { return p.ready().Status == "ready" })
+	p.stop()
+	log := p.log.String()
+	if !strings.Contains(log, `msg=stopped`) {
+		t.Fatalf("the service did not log its stop:\n%s", log)
+	}
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "level=INFO") && (strings.Contains(line, "River client") ||
+			strings.Contains(line, "Producer job counts") || strings.Contains(line, "Hard stop started")) {
+			t.Fatalf("River's routine line at info: %s", line)
+		}
 	}
 }

@@ -159,7 +159,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	if err != nil {
 		return err
 	}
-	jobs, err := delivery.NewClient(st.Pool, workers, r.work, log)
+	jobs, err := delivery.NewClient(st.Pool, workers, r.work, riverLogger(log))
 	if err != nil {
 		return err
 	}
