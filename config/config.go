@@ -53,6 +53,17 @@ const (
 	// DefaultOIDCUsernameClaim is the standard claim for a login name;
 	// Fedora's accounts put the FAS name there too.
 	DefaultOIDCUsernameClaim = "preferred_username"
+
+	// DefaultOIDCGroupsClaim is the claim most providers (Fedora's
+	// included) list a user's groups in.
+	DefaultOIDCGroupsClaim = "groups"
+	// DefaultDistgitURL is Fedora's dist-git, the Pagure instance that
+	// knows who maintains which package.
+	DefaultDistgitURL = "https://src.fedoraproject.org"
+	// DefaultDistgitRefresh: the bus reports most ownership changes within
+	// seconds; the daily full reading catches what it missed (fmn down, a
+	// message lost) without weighing on dist-git.
+	DefaultDistgitRefresh = 24 * time.Hour
 )
 
 // Config is every setting of fmn. Field comments name the variable.
@@ -98,6 +109,12 @@ type Config struct {
 
 	// Safety against hostile users and networks (issue 13).
 	TrustedProxies []netip.Prefix // FMN_TRUSTED_PROXIES: CIDRs whose X-Forwarded-For is believed
+
+	// Ownership ("my packages") and group membership.
+	OIDCGroupsClaim string        // FMN_OIDC_GROUPS_CLAIM: the claim listing the user's groups
+	OIDCScopes      []string      // FMN_OIDC_SCOPES: scopes asked for besides openid, profile and email
+	DistgitURL      string        // FMN_DISTGIT_URL: the Pagure instance of dist-git
+	DistgitRefresh  time.Duration // FMN_DISTGIT_REFRESH: how often everything followed is read again
 }
 
 // Load reads the config file (if path is not empty) and then the environment
@@ -167,6 +184,7 @@ var known = map[string]bool{
 	"FMN_ADMINS": true, "FMN_LOG_LEVEL": true,
 	"FMN_OIDC_ISSUER": true, "FMN_OIDC_CLIENT_ID": true, "FMN_OIDC_CLIENT_SECRET": true, "FMN_OIDC_USERNAME_CLAIM": true,
 	"FMN_TRUSTED_PROXIES": true,
+	"FMN_OIDC_GROUPS_CLAIM": true, "FMN_OIDC_SCOPES": true, "FMN_DISTGIT_URL": true, "FMN_DISTGIT_REFRESH": true,
 	// Read by the test helpers only; accepted so a developer's shell does not
 	// make the service refuse to start.
 	"FMN_TEST_DATABASE_URL": true, "FMN_ARTIFACTS": true,
@@ -221,6 +239,9 @@ func parse(vals map[string]string) (Config, error) {
 		OIDCClientID:       get("FMN_OIDC_CLIENT_ID", ""),
 		OIDCClientSecret:   get("FMN_OIDC_CLIENT_SECRET", ""),
 		OIDCUsernameClaim:  get("FMN_OIDC_USERNAME_CLAIM", DefaultOIDCUsernameClaim),
+		OIDCGroupsClaim:    get("FMN_OIDC_GROUPS_CLAIM", DefaultOIDCGroupsClaim),
+		OIDCScopes:         strings.FieldsFunc(get("FMN_OIDC_SCOPES", ""), func(r rune) bool { return r == ',' || r == ' ' }),
+		DistgitURL:         strings.TrimRight(get("FMN_DISTGIT_URL", DefaultDistgitURL), "/"),
 	}
 	if c.BaseURL == "" {
 		c.BaseURL = "http://" + c.Listen
@@ -243,6 +264,9 @@ func parse(vals map[string]string) (Config, error) {
 		errs = append(errs, fmt.Errorf("FMN_DEMO_RATE: want a positive number of messages per second"))
 	}
 	errs = append(errs, c.parseSafety(get)...)
+	if c.DistgitRefresh, err = time.ParseDuration(get("FMN_DISTGIT_REFRESH", DefaultDistgitRefresh.String())); err != nil || c.DistgitRefresh < time.Minute {
+		errs = append(errs, fmt.Errorf("FMN_DISTGIT_REFRESH: want a duration of a minute or more, such as 24h"))
+	}
 	for _, pair := range splitList(get("FMN_BUS_REPLAY", "")) {
 		pub, rep, ok := strings.Cut(pair, "=")
 		if !ok || pub == "" || rep == "" {
@@ -318,6 +342,9 @@ func (c Config) validate() []error {
 		if msg := validAdmin(a); msg != "" {
 			errs = append(errs, fmt.Errorf("FMN_ADMINS: %s", msg))
 		}
+	}
+	if u, err := url.Parse(c.DistgitURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		errs = append(errs, fmt.Errorf("FMN_DISTGIT_URL: %q is not the http(s) URL of a Pagure instance", c.DistgitURL))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -207,7 +207,14 @@ func TestBrowser(t *testing.T) {
 		h1Is("Check your mail"))
 	shot("03-login-sent")
 	link := mailLink(t, mailSrv, 1, loginLink)
-	step("open the link", chromedp.Navigate(link), h1Is("Your notifications"), chromedp.WaitVisible(chromedp.ID("history-empty")))
+	// A first sign-in asks for the bus name, suggesting the address's.
+	step("open the link", chromedp.Navigate(link), h1Is("Choose your name"))
+	if v, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("name"))); v != "jane" {
+		t.Fatalf("the name step suggests %q, want jane", v)
+	}
+	shot("03b-choose-name")
+	step("choose the name", chromedp.Click(chromedp.ID("choose-name")), h1Is("Your notifications"),
+		chromedp.WaitVisible(chromedp.ID("history-empty")))
 	if loc, _ := chromedp.Run(ctx, chromedp.Location()); loc != s.base+"/" {
 		t.Fatalf("after the sign-in link the browser is at %s", loc)
 	}

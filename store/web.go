@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -103,27 +102,34 @@ func (s *Store) NewLoginToken(ctx context.Context, linkID int64) (token, email s
 	return tok, email, nil
 }
 
-// UseLoginToken spends a sign-in link: it returns the user of the address
-// the link was mailed to, creating the user on a first sign-in, and starts a
-// session. A link works once and only until it expires; anything else is
-// ErrNotFound.
-func (s *Store) UseLoginToken(ctx context.Context, token string) (User, string, error) {
-	var u User
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
+// UseLoginToken spends a sign-in link. For an address with an account it
+// returns the user and a new session. For a first sign-in it creates no
+// user yet: it returns a sign-up secret instead, with which the person
+// chooses their name (CompleteSignup), because the name is their bus name
+// and the address's local part is often not it. A link works once and only
+// until it expires; anything else is ErrNotFound.
+func (s *Store) UseLoginToken(ctx context.Context, token string) (u User, session, signup string, err error) {
+	err = s.InTx(ctx, func(tx pgx.Tx) error {
+		var id int64
 		var email string
 		err := tx.QueryRow(ctx, `UPDATE login_links SET used_at = now()
-			WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING email`, HashSecret(token)).Scan(&email)
+			WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING id, email`, HashSecret(token)).Scan(&id, &email)
 		if err != nil {
 			return translate(err, "use sign-in link")
 		}
-		u, err = userForEmail(ctx, tx, email)
-		return err
+		err = tx.QueryRow(ctx, `SELECT id, name, coalesce(email, ''), timezone FROM users
+			WHERE lower(email) = lower($1) ORDER BY id LIMIT 1`, email).Scan(&u.ID, &u.Name, &u.Email, &u.Timezone)
+		if err == pgx.ErrNoRows {
+			signup, err = startSignup(ctx, tx, id)
+			return err
+		}
+		return translate(err, "find user by email")
 	})
-	if err != nil {
-		return User{}, "", err
+	if err != nil || signup != "" {
+		return User{}, "", signup, err
 	}
-	sess, err := s.CreateSession(ctx, u.ID)
-	return u, sess, err
+	session, err = s.CreateSession(ctx, u.ID)
+	return u, session, "", err
 }
 
 // mailboxKey is the SQL expression folding an address to the mailbox it
@@ -136,10 +142,9 @@ func mailboxKey(expr string) string {
 
 var notNameChar = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
-// NameFromEmail derives a user name from an address's local part:
-// "Jane.Doe+fmn@example.org" gives "jane.doe". The name is what "mine"
-// compares with bus usernames, which are lower case, so it is kept close to
-// what the person typed; they can see it on the settings page.
+// NameFromEmail derives a name to suggest from an address's local part:
+// "Jane.Doe+fmn@example.org" gives "jane.doe". Bus names are lower case,
+// so it is kept close to what the person typed; they choose in the end.
 func NameFromEmail(email string) string {
 	local, _, _ := strings.Cut(strings.ToLower(email), "@")
 	local, _, _ = strings.Cut(local, "+")
@@ -151,41 +156,6 @@ func NameFromEmail(email string) string {
 		name = "user"
 	}
 	return name
-}
-
-// userForEmail finds the oldest user with this address, or creates one
-// named after it, made unique with a number ("jane", "jane2", …).
-func userForEmail(ctx context.Context, tx pgx.Tx, email string) (User, error) {
-	// Two first sign-ins of one address at once must make one user, not
-	// two: serialise them on the address.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('fmn-login:' || lower($1)))`, email); err != nil {
-		return User{}, translate(err, "lock address")
-	}
-	var u User
-	err := tx.QueryRow(ctx, `SELECT id, name, coalesce(email, ''), timezone FROM users
-		WHERE lower(email) = lower($1) ORDER BY id LIMIT 1`, email).Scan(&u.ID, &u.Name, &u.Email, &u.Timezone)
-	if err == nil {
-		return u, nil
-	}
-	if err != pgx.ErrNoRows {
-		return u, translate(err, "find user by email")
-	}
-	base := NameFromEmail(email)
-	for i := 1; i < 1000; i++ {
-		name := base
-		if i > 1 {
-			name += strconv.Itoa(i)
-		}
-		err := tx.QueryRow(ctx, `INSERT INTO users (name, email) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING
-			RETURNING id, name, coalesce(email, ''), timezone`, name, email).Scan(&u.ID, &u.Name, &u.Email, &u.Timezone)
-		if err == nil {
-			return u, nil
-		}
-		if err != pgx.ErrNoRows {
-			return u, translate(err, "create user")
-		}
-	}
-	return u, apperr.ErrConflict
 }
 
 // Token is an API token as its owner sees it: never the secret.

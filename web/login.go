@@ -84,9 +84,11 @@ func (s *Server) requestLogin(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// useLoginLink is the mailed link: opening it signs in and goes home.
+// useLoginLink is the mailed link: opening it signs in and goes home. A
+// first sign-in goes to the name step instead (welcome), with the sign-up
+// secret in a short-lived cookie of this browser.
 func (s *Server) useLoginLink(w http.ResponseWriter, r *http.Request) error {
-	_, sess, err := s.Store.UseLoginToken(r.Context(), chi.URLParam(r, "token"))
+	_, sess, signup, err := s.Store.UseLoginToken(r.Context(), chi.URLParam(r, "token"))
 	if errors.Is(err, apperr.ErrNotFound) {
 		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Link not valid"),
 			Message: "This sign-in link is unknown, was used already, or has expired. Ask for a new one on the sign-in page."})
@@ -95,6 +97,64 @@ func (s *Server) useLoginLink(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if signup != "" {
+		s.setCookie(w, signupCookie, signup, 30*time.Minute)
+		http.Redirect(w, r, "/welcome", http.StatusSeeOther)
+		return nil
+	}
+	s.startSession(w, sess)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+	return nil
+}
+
+const signupCookie = "fmn_signup"
+
+type welcomePage struct {
+	Page
+	Email  string
+	Name   string
+	Errors map[string]string
+}
+
+// welcome is the first sign-in's name step: the name is the person's bus
+// name (their Fedora account name, say), which fmn cannot guess from an
+// address.
+func (s *Server) welcome(w http.ResponseWriter, r *http.Request) error {
+	su, err := s.Store.GetSignup(r.Context(), s.cookie(r, signupCookie))
+	if errors.Is(err, apperr.ErrNotFound) {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.renderStatus(w, http.StatusOK, "welcome.html", welcomePage{Page: s.base(r, "Choose your name"), Email: su.Email, Name: su.Suggested})
+	return nil
+}
+
+// chooseName creates the account with the chosen name and signs it in.
+func (s *Server) chooseName(w http.ResponseWriter, r *http.Request) error {
+	tok := s.cookie(r, signupCookie)
+	su, err := s.Store.GetSignup(r.Context(), tok)
+	if errors.Is(err, apperr.ErrNotFound) {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	_, sess, err := s.Store.CompleteSignup(r.Context(), tok, name)
+	if err != nil {
+		errs, err := fieldErrors(err)
+		if err != nil {
+			return err
+		}
+		s.renderStatus(w, http.StatusBadRequest, "welcome.html", welcomePage{Page: s.base(r, "Choose your name"),
+			Email: su.Email, Name: name, Errors: errs})
+		return nil
+	}
+	s.setCookie(w, signupCookie, "", -1)
 	s.startSession(w, sess)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 	return nil
@@ -138,7 +198,7 @@ func (c *oidcClient) get(ctx context.Context) (*oidc.Provider, *oauth2.Config, e
 		ClientSecret: c.cfg.OIDCClientSecret,
 		Endpoint:     c.provider.Endpoint(),
 		RedirectURL:  c.baseURL + "/oidc/callback",
-		Scopes:       []string{oidc.ScopeOpenID, "profile", "email"},
+		Scopes:       append([]string{oidc.ScopeOpenID, "profile", "email"}, c.cfg.OIDCScopes...),
 	}, nil
 }
 
@@ -215,9 +275,15 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) error {
 	if verified, _ := claims["email_verified"].(bool); !verified {
 		email = ""
 	}
-	u, err := s.Store.EnsureUser(r.Context(), name, email)
+	id := store.OIDCIdentity{Issuer: idt.Issuer, Subject: idt.Subject, Name: name, Email: email}
+	id.Groups, id.GroupsKnown = s.oidcGroups(ctx, p, tok, claims)
+	u, moved, err := s.Store.SignInOIDC(r.Context(), id)
 	if err != nil {
 		return err
+	}
+	if len(moved) > 0 {
+		s.log.Warn("OpenID user name moved to a new subject; the account that held it was renamed",
+			"name", name, "sub", idt.Subject, "renamed_to", moved)
 	}
 	sess, err := s.Store.CreateSession(r.Context(), u.ID)
 	if err != nil {
@@ -226,4 +292,39 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) error {
 	s.startSession(w, sess)
 	http.Redirect(w, r, localPath(parts[3]), http.StatusSeeOther)
 	return nil
+}
+
+// oidcGroups reads the groups claim from the ID token, else from the
+// provider's userinfo endpoint (some providers keep it there). ok is false
+// when neither has it: the stored memberships then stay as they are.
+func (s *Server) oidcGroups(ctx context.Context, p *oidc.Provider, tok *oauth2.Token, claims map[string]any) ([]string, bool) {
+	claim := s.Auth.OIDCGroupsClaim
+	if claim == "" {
+		return nil, false
+	}
+	v, ok := claims[claim]
+	if !ok {
+		info, err := p.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		if err != nil {
+			return nil, false
+		}
+		var more map[string]any
+		if info.Claims(&more) != nil {
+			return nil, false
+		}
+		if v, ok = more[claim]; !ok {
+			return nil, false
+		}
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, false
+	}
+	groups := make([]string, 0, len(list))
+	for _, g := range list {
+		if name, ok := g.(string); ok {
+			groups = append(groups, name)
+		}
+	}
+	return groups, true
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,14 +17,8 @@ import (
 // following each redirect by hand.
 func TestOIDCSignIn(t *testing.T) {
 	t.Parallel()
-	op, err := mockoidc.Run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { op.Shutdown() })
-	cfg := op.Config()
-	s := newSite(t, AuthConfig{OIDCIssuer: cfg.Issuer, OIDCClientID: cfg.ClientID, OIDCClientSecret: cfg.ClientSecret,
-		OIDCUsernameClaim: "preferred_username"}, "")
+	site := newOIDCSite(t)
+	s, op, cfg := site.testSite, site.op, site.cfg
 
 	// With a provider, the sign-in page offers it and emailed links are off.
 	c := s.browser()
@@ -98,5 +93,101 @@ func TestOIDCSignIn(t *testing.T) {
 	s.st.Pool.QueryRow(context.Background(), `SELECT count(*) FROM users`).Scan(&n)
 	if n != 2 {
 		t.Fatalf("%d users, want 2 (packager, packager2)", n)
+	}
+}
+
+// oidcSite is a test site signing in through a mockoidc provider.
+type oidcSite struct {
+	*testSite
+	op  *mockoidc.MockOIDC
+	cfg *mockoidc.Config
+}
+
+func newOIDCSite(t *testing.T) *oidcSite {
+	t.Helper()
+	op, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { op.Shutdown() })
+	cfg := op.Config()
+	s := newSite(t, AuthConfig{OIDCIssuer: cfg.Issuer, OIDCClientID: cfg.ClientID, OIDCClientSecret: cfg.ClientSecret,
+		OIDCUsernameClaim: "preferred_username", OIDCGroupsClaim: "groups", OIDCScopes: []string{"groups"}}, "")
+	return &oidcSite{testSite: s, op: op, cfg: cfg}
+}
+
+// signInAs runs the code flow for user in a new browser and returns it,
+// signed in.
+func (s *oidcSite) signInAs(user *mockoidc.MockUser) *http.Client {
+	s.t.Helper()
+	c := s.browser()
+	s.op.QueueUser(user)
+	resp := s.get(c, "/oidc/login")
+	auth, _ := url.Parse(resp.Header.Get("Location"))
+	resp, err := c.Get(auth.String())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp, err = c.Get(resp.Header.Get("Location"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSeeOther {
+		s.t.Fatalf("OIDC sign-in of %s: %d %s", user.Subject, resp.StatusCode, body(s.t, resp))
+	}
+	return c
+}
+
+// me returns the signed-in user as the API shows it.
+func (s *oidcSite) me(c *http.Client) map[string]any {
+	s.t.Helper()
+	resp := s.get(c, "/api/v1/me")
+	var me map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&me); err != nil || resp.StatusCode != 200 {
+		s.t.Fatalf("GET /api/v1/me: %d %v", resp.StatusCode, err)
+	}
+	return me
+}
+
+// TestOIDCBindsSubject: the provider's subject, not its user-name claim,
+// says who signs in. Two subjects presenting one preferred_username (a
+// released name handed to someone new) get two accounts: the newcomer
+// never sees the first one's rules, and takes the bus name, which the
+// provider now gives them.
+func TestOIDCBindsSubject(t *testing.T) {
+	t.Parallel()
+	s := newOIDCSite(t)
+	first := s.signInAs(&mockoidc.MockUser{Subject: "subject-1", PreferredUsername: "packager", Email: "old@example.org", EmailVerified: true})
+	me1 := s.me(first)
+	resp, err := first.Post(s.srv.URL+"/api/v1/rules", "application/json",
+		strings.NewReader(`{"name":"mine","track":{"mine":true}}`))
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("create rule: %v %d", err, resp.StatusCode)
+	}
+
+	second := s.signInAs(&mockoidc.MockUser{Subject: "subject-2", PreferredUsername: "packager", Email: "new@example.org", EmailVerified: true})
+	me2 := s.me(second)
+	if me1["id"] == me2["id"] {
+		t.Fatalf("two subjects with one preferred_username share account %v", me1["id"])
+	}
+	if me2["name"] != "packager" {
+		t.Fatalf("the newcomer's bus name is %v, want packager", me2["name"])
+	}
+	if b := body(t, s.get(second, "/api/v1/rules")); strings.Contains(b, `"mine"`) {
+		t.Fatalf("the second subject sees the first one's rules: %s", b)
+	}
+	// The first account kept its rules under a name nobody on the bus has.
+	if m := s.me(first); m["id"] != me1["id"] || m["name"] == "packager" {
+		t.Fatalf("first account after the name moved: %v", m)
+	}
+	// The same subject signing in again is the same account.
+	again := s.signInAs(&mockoidc.MockUser{Subject: "subject-2", PreferredUsername: "packager"})
+	if m := s.me(again); m["id"] != me2["id"] {
+		t.Fatalf("subject-2 again got account %v, want %v", m["id"], me2["id"])
+	}
+	var n int
+	s.st.Pool.QueryRow(context.Background(), `SELECT count(*) FROM users`).Scan(&n)
+	if n != 2 {
+		t.Fatalf("%d users, want 2", n)
 	}
 }

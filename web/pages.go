@@ -46,7 +46,7 @@ func parsePages() (map[string]*template.Template, error) {
 		pages[path.Base(n)] = t
 	}
 	for _, want := range []string{"home.html", "error.html", "confirm.html", "login.html", "rules.html", "rule.html",
-		"destinations.html", "settings.html", "admin.html"} {
+		"destinations.html", "settings.html", "admin.html", "welcome.html"} {
 		if pages[want] == nil {
 			return nil, fmt.Errorf("page template %s is missing", want)
 		}

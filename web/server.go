@@ -103,6 +103,8 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/login", s.page(s.loginForm))
 		r.Post("/login", s.page(s.requestLogin))
 		r.Get("/login/{token}", s.page(s.useLoginLink))
+		r.Get("/welcome", s.page(s.welcome))
+		r.Post("/welcome", s.page(s.chooseName))
 		r.Post("/logout", s.page(s.logout))
 		r.Get("/oidc/login", s.page(s.oidcStart))
 		r.Get("/oidc/callback", s.page(s.oidcCallback))

@@ -20,7 +20,12 @@ type AuthConfig struct {
 	OIDCClientID      string
 	OIDCClientSecret  string
 	OIDCUsernameClaim string
-	Admins            []string
+	// OIDCGroupsClaim names the claim listing the user's groups, read at
+	// each sign-in ("" reads none); OIDCScopes are asked for besides
+	// openid, profile and email (a provider may give groups only for one).
+	OIDCGroupsClaim string
+	OIDCScopes      []string
+	Admins          []string
 }
 
 // OIDC reports whether sign-in goes through an OpenID provider. Emailed links

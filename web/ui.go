@@ -41,6 +41,7 @@ func (s *Server) userPages(r chi.Router) {
 
 	r.Get("/settings", s.page(s.settingsPage))
 	r.Post("/settings", s.page(s.saveSettingsForm))
+	r.Post("/settings/name", s.page(s.renameForm))
 	r.Post("/settings/tokens", s.page(s.createTokenForm))
 	r.Post("/settings/tokens/{id}/revoke", s.page(s.revokeTokenForm))
 	r.Post("/settings/feed", s.page(s.newFeedForm))
@@ -529,6 +530,10 @@ type settingsPage struct {
 	QuietStart string
 	QuietEnd   string
 	Saved      bool
+	// NameBound: the name comes from the identity provider, not this page.
+	NameBound bool
+	Name      string // the name typed, shown again beside its error
+	Groups    []store.Membership
 }
 
 // commonZones feed the time zone picker; any IANA name is accepted.
@@ -552,6 +557,15 @@ func (s *Server) renderSettings(w http.ResponseWriter, r *http.Request, status i
 	}
 	if data.HasFeed, err = s.Store.HasFeed(r.Context(), u.ID); err != nil {
 		return err
+	}
+	if data.NameBound, err = s.Store.NameBound(r.Context(), u.ID); err != nil {
+		return err
+	}
+	if data.Groups, err = s.Store.ListMemberships(r.Context(), u.Name); err != nil {
+		return err
+	}
+	if data.Name == "" {
+		data.Name = u.Name
 	}
 	data.Page, data.TimeZones = s.base(r, "Settings"), commonZones
 	data.Saved = data.Saved || r.URL.Query().Get("done") == "saved"
@@ -578,6 +592,21 @@ func (s *Server) saveSettingsForm(w http.ResponseWriter, r *http.Request) error 
 			return err
 		}
 		return s.renderSettings(w, r, http.StatusBadRequest, settingsPage{Settings: us, QuietStart: qs, QuietEnd: qe, Errors: errs})
+	}
+	return s.redirect(w, r, "/settings?done=saved")
+}
+
+// renameForm changes the user's bus name. The rules follow at once: the
+// users trigger logs each of the user's rules, so every matcher refiles
+// "mine" and "owned" under the new name.
+func (s *Server) renameForm(w http.ResponseWriter, r *http.Request) error {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if _, err := s.Store.RenameUser(r.Context(), userFrom(r.Context()).ID, name); err != nil {
+		errs, err := fieldErrors(err)
+		if err != nil {
+			return err
+		}
+		return s.renderSettings(w, r, http.StatusBadRequest, settingsPage{Name: name, Errors: errs})
 	}
 	return s.redirect(w, r, "/settings?done=saved")
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -80,15 +81,39 @@ func (s *testSite) loginToken(c *http.Client, email string) string {
 	return tok
 }
 
-// signIn returns a browser signed in as the user of email.
+// signIn returns a browser signed in as the user of email; a first
+// sign-in takes the name the name step suggests.
 func (s *testSite) signIn(email string) *http.Client {
 	s.t.Helper()
 	c := s.browser()
 	resp := s.get(c, "/login/"+s.loginToken(c, email))
+	if resp.StatusCode == http.StatusSeeOther && resp.Header.Get("Location") == "/welcome" {
+		resp = s.chooseName(c, s.suggestedName(c))
+	}
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		s.t.Fatalf("sign-in link: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	return c
+}
+
+var nameValue = regexp.MustCompile(`id="name" name="name"[^>]* value="([^"]*)"`)
+
+// suggestedName reads the name the first sign-in's name step offers.
+func (s *testSite) suggestedName(c *http.Client) string {
+	s.t.Helper()
+	resp := s.get(c, "/welcome")
+	b := body(s.t, resp)
+	m := nameValue.FindStringSubmatch(b)
+	if resp.StatusCode != 200 || m == nil {
+		s.t.Fatalf("name step: %d\n%s", resp.StatusCode, b)
+	}
+	return m[1]
+}
+
+// chooseName posts the name step.
+func (s *testSite) chooseName(c *http.Client, name string) *http.Response {
+	s.t.Helper()
+	return s.postForm(c, "/welcome", url.Values{"name": {name}})
 }
 
 func (s *testSite) get(c *http.Client, path string) *http.Response {
@@ -151,10 +176,17 @@ func TestEmailSignIn(t *testing.T) {
 		t.Fatalf("token %q is not 16+ URL-safe characters", tok)
 	}
 	resp = s.get(c, "/login/"+tok)
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/welcome" {
 		t.Fatalf("open link: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	sc := resp.Header.Get("Set-Cookie")
+	if name := s.suggestedName(c); name != "jane.doe" {
+		t.Fatalf("name step suggests %q, want jane.doe", name)
+	}
+	resp = s.chooseName(c, "jane.doe")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("choose name: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	sc := strings.Join(resp.Header.Values("Set-Cookie"), "\n")
 	for _, want := range []string{"fmn_session=", "HttpOnly", "SameSite=Lax", "Path=/"} {
 		if !strings.Contains(sc, want) {
 			t.Fatalf("session cookie %q lacks %s", sc, want)
@@ -235,6 +267,9 @@ func TestSignInRateLimited(t *testing.T) {
 func TestSessionExpiresAndSecureCookies(t *testing.T) {
 	t.Parallel()
 	s := newSite(t, AuthConfig{}, "https://fmn.example.org")
+	if _, err := s.st.EnsureUser(context.Background(), "sec", "sec@example.org"); err != nil {
+		t.Fatal(err)
+	}
 	c := s.browser()
 	tok := s.loginToken(c, "sec@example.org")
 	resp := s.get(c, "/login/"+tok)

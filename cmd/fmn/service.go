@@ -230,7 +230,8 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub,
 			TrustedProxies: cfg.TrustedProxies, Auth: web.AuthConfig{
 				OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,
-				OIDCUsernameClaim: cfg.OIDCUsernameClaim, Admins: cfg.Admins}}
+				OIDCUsernameClaim: cfg.OIDCUsernameClaim, OIDCGroupsClaim: cfg.OIDCGroupsClaim, OIDCScopes: cfg.OIDCScopes,
+				Admins: cfg.Admins}}
 		if sub != nil {
 			deps.Endpoints = sub.Status
 		}
