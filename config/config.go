@@ -183,7 +183,7 @@ var known = map[string]bool{
 	"FMN_DEMO": true, "FMN_DEMO_CORPUS": true, "FMN_DEMO_RATE": true,
 	"FMN_ADMINS": true, "FMN_LOG_LEVEL": true,
 	"FMN_OIDC_ISSUER": true, "FMN_OIDC_CLIENT_ID": true, "FMN_OIDC_CLIENT_SECRET": true, "FMN_OIDC_USERNAME_CLAIM": true,
-	"FMN_TRUSTED_PROXIES": true,
+	"FMN_TRUSTED_PROXIES":   true,
 	"FMN_OIDC_GROUPS_CLAIM": true, "FMN_OIDC_SCOPES": true, "FMN_DISTGIT_URL": true, "FMN_DISTGIT_REFRESH": true,
 	// Read by the test helpers only; accepted so a developer's shell does not
 	// make the service refuse to start.
