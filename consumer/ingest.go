@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,6 +39,25 @@ type Ingester struct {
 	Replay Replayer
 
 	positions map[string]int64 // committed last seq_id per endpoint
+
+	retryMu  sync.Mutex
+	retrying error // the error a batch is being retried after; nil while storing works
+}
+
+// Retrying returns the error the ingester is retrying a batch after, or nil
+// while it stores normally. /readyz is not ready meanwhile: the database
+// may answer a ping again while the ingester still waits out its backoff,
+// and ready must mean that messages are being stored.
+func (in *Ingester) Retrying() error {
+	in.retryMu.Lock()
+	defer in.retryMu.Unlock()
+	return in.retrying
+}
+
+func (in *Ingester) setRetrying(err error) {
+	in.retryMu.Lock()
+	in.retrying = err
+	in.retryMu.Unlock()
 }
 
 // maxBatch bounds one transaction: big enough to amortise the commit under a
@@ -116,12 +136,14 @@ func (in *Ingester) ingestRetrying(ctx context.Context, batch []Received) error 
 		}
 		if p != nil {
 			if err = in.store(ctx, *p); err == nil {
+				in.setRetrying(nil)
 				return nil
 			}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		in.setRetrying(err)
 		in.Log.Error("storing bus messages failed, retrying", "err", err, "batch", len(batch), "backoff", backoff)
 		select {
 		case <-ctx.Done():

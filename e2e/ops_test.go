@@ -167,3 +167,45 @@ func TestRiverQuietAtInfo(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyAfterDatabaseRestart is issue 14's eleventh finding: after a
+// database restart /readyz said ready while the ingester still waited out
+// its backoff, seconds before anything was stored again. Now ready means
+// storing: whenever /readyz says ready, what was read during the outage
+// has been stored.
+func TestReadyAfterDatabaseRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := privateDataDir(t)
+	p := launchEnv(t, privateEnv(dir)...)
+	eventually(t, 60*time.Second, "demo messages stored", func() bool {
+		return metric(t, p.base, "fmn_bus_messages_stored_total") > 0 && p.ready().Status == "ready"
+	})
+	pgDir := filepath.Join(dir, "postgres")
+	log := slog.New(slog.DiscardHandler)
+	if err := pgcluster.StopDir(ctx, pgDir, log); err != nil {
+		t.Fatal(err)
+	}
+	// Let the ingester's backoff grow to seconds, so that the window the
+	// finding is about is wide.
+	eventually(t, 30*time.Second, "the ingester backing off for seconds", func() bool {
+		return strings.Contains(p.log.String(), "backoff=3.2s")
+	})
+	before := metric(t, p.base, "fmn_bus_messages_stored_total")
+	if r := p.ready(); r.Status == "ready" {
+		t.Fatalf("/readyz says ready with the database down: %+v", r)
+	}
+	cl, err := pgcluster.Start(ctx, pgDir, pgcluster.Options{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Release(ctx) })
+	restarted := time.Now()
+	eventually(t, 30*time.Second, "/readyz ready again", func() bool { return p.ready().Status == "ready" })
+	after := metric(t, p.base, "fmn_bus_messages_stored_total")
+	t.Logf("ready %v after the database restart; stored %v before the outage, %v when ready",
+		time.Since(restarted).Round(10*time.Millisecond), before, after)
+	if after <= before {
+		t.Fatalf("/readyz said ready before the ingester stored again (stored %v before the outage, %v now)", before, after)
+	}
+}

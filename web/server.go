@@ -30,6 +30,9 @@ type Deps struct {
 	// Endpoints reports the bus endpoints' state; nil when this process does
 	// not consume (the web role alone).
 	Endpoints func() []consumer.EndpointStatus
+	// Ingesting reports the error the bus ingester is retrying after (nil
+	// while it stores); nil when this process does not consume.
+	Ingesting func() error
 	// Hub feeds the live stream; nil disables /api/v1/stream.
 	Hub     *Hub
 	BaseURL string
@@ -185,19 +188,30 @@ func logPath(r *http.Request) string {
 }
 
 type readiness struct {
-	Status    string                    `json:"status"`
-	Database  string                    `json:"database"`
+	Status   string `json:"status"`
+	Database string `json:"database"`
+	// Ingest is "ok" while bus messages are being stored, "retrying" while
+	// the ingester backs off after a failed store; absent without a
+	// consumer.
+	Ingest    string                    `json:"ingest,omitempty"`
 	Endpoints []consumer.EndpointStatus `json:"endpoints,omitempty"`
 }
 
-// readyz is ready when the database answers and every bus endpoint is
-// connected.
+// readyz is ready when the database answers, the ingester is storing (not
+// backing off after a failure: after a database restart it may wait up to
+// its backoff before it stores again) and every bus endpoint is connected.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	res := readiness{Status: "ready", Database: "ok"}
 	if err := s.Store.Ping(ctx); err != nil {
 		res.Status, res.Database = "not ready", "unreachable"
+	}
+	if s.Ingesting != nil {
+		res.Ingest = "ok"
+		if s.Ingesting() != nil {
+			res.Status, res.Ingest = "not ready", "retrying"
+		}
 	}
 	if s.Endpoints != nil {
 		res.Endpoints = s.Endpoints()

@@ -171,6 +171,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	defer stopIngest()
 	bus, _ := errgroup.WithContext(busCtx)
 	var sub *consumer.Subscriber
+	var ing *consumer.Ingester
 	if r.consume {
 		endpoints := cfg.BusEndpoints
 		if cfg.Demo {
@@ -192,7 +193,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 			BacklogBytes: cfg.BusBufferBytes, Metrics: m, Log: log}
 		ch := make(chan consumer.Received, 4096)
 		live := rules.NewLive(store.RuleSource{})
-		ing := &consumer.Ingester{Store: st, Rules: live,
+		ing = &consumer.Ingester{Store: st, Rules: live,
 			Queue: delivery.Queue{Client: jobs}, Replay: replayer, Metrics: m, Log: log}
 		bus.Go(func() error { return st.FollowRules(busCtx, live, log) })
 		subDone := make(chan struct{})
@@ -234,6 +235,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 				Admins: cfg.Admins}}
 		if sub != nil {
 			deps.Endpoints = sub.Status
+			deps.Ingesting = ing.Retrying
 		}
 		ws, err := web.New(deps)
 		if err != nil {
