@@ -266,7 +266,7 @@ func without(rs []*crule, r *crule) []*crule {
 // lookup calls visit with every group whose pattern matches s.
 func (f *fieldIndex) lookup(s string, m *matcher) {
 	if g, ok := f.exact.get(s); ok {
-		m.visit(g.rules)
+		m.visit(g.rules, g.glob.pattern)
 	}
 	if f.prefixLens != nil {
 		for _, n := range f.prefixLens.lens {

@@ -9,10 +9,34 @@ import (
 
 // Match says that a message goes to a user's destination because of a rule.
 type Match struct {
-	UserID        int64
-	RuleID        int64
+	UserID int64
+	RuleID int64
+	// DestinationID is 0 when the rule has no destination that may receive
+	// now (none chosen yet, or only unconfirmed or turned-off ones): the
+	// match is kept in its owner's history and nothing is sent. Such a
+	// match is made once per user and message.
 	DestinationID int64
+	// Hit is the rule's tracking entry that picked the message, so that the
+	// owner can be told why it reached them.
+	Hit Hit
 }
+
+// Hit names one tracking entry of a rule: the field of the rule shape
+// ("mine", "users", "packages", "topics", "apps") and, except for mine, the
+// entry as the rule spells it ("python-*").
+type Hit struct {
+	Field string
+	Entry string
+}
+
+// Tracking fields as a Hit names them.
+const (
+	HitMine     = "mine"
+	HitUsers    = "users"
+	HitPackages = "packages"
+	HitTopics   = "topics"
+	HitApps     = "apps"
+)
 
 // crule is a rule as the index keeps it: its tracking entries (to unfile
 // it on change), its destinations and its filters, with globs compiled once.
@@ -66,8 +90,7 @@ func (c *crule) passes(md *meta.Metadata, sev int) bool {
 	return !anyMatchOne(f.appsExclude, md.App) && !anyMatchOne(f.topicsExclude, md.Topic)
 }
 
-// Set is an immutable snapshot of every enabled rule with a destination,
-// indexed by what they track; safe for concurrent use. With derives the
+// Set is an immutable snapshot of every enabled rule, indexed by what they track; safe for concurrent use. With derives the
 // next snapshot from a change without rebuilding.
 type Set struct {
 	byID     idMap
@@ -78,8 +101,9 @@ type Set struct {
 	topics   fieldIndex
 }
 
-// NewSet indexes rules. Disabled rules and rules without a destination are
-// left out: they can never produce a match.
+// NewSet indexes rules. Disabled rules are left out: they can never produce
+// a match. An enabled rule without a destination still matches, into its
+// owner's history (Match.DestinationID 0).
 func NewSet(rs []Rule) *Set { return (&Set{}).With(rs, nil) }
 
 // Len is the number of rules that can match.
@@ -96,7 +120,7 @@ func (s *Set) With(upserts []Rule, deleted []int64) *Set {
 	}
 	for _, r := range upserts {
 		n.remove(e, r.ID)
-		if r.Enabled && len(r.Destinations) > 0 {
+		if r.Enabled {
 			n.add(e, compileRule(r))
 		}
 	}
@@ -164,13 +188,17 @@ func (s *Set) Match(md meta.Metadata) []Match {
 func (s *Set) AppendMatches(dst []Match, md *meta.Metadata) []Match {
 	m := matchers.Get().(*matcher)
 	m.reset(md, dst)
+	m.field = HitUsers
 	for _, u := range md.Usernames {
 		s.users.lookup(u, m)
 	}
+	m.field = HitPackages
 	for _, p := range md.Packages {
 		s.packages.lookup(p, m)
 	}
+	m.field = HitApps
 	s.apps.lookup(md.App, m)
+	m.field = HitTopics
 	s.topics.lookup(md.Topic, m)
 	out := m.out
 	m.md, m.out = nil, nil
@@ -184,12 +212,13 @@ var matchers = sync.Pool{New: func() any { return &matcher{} }}
 // open-addressing set of their destinations, cleared in O(1) by bumping a
 // generation number.
 type matcher struct {
-	md   *meta.Metadata
-	sev  int
-	out  []Match // the caller's slice; this call's matches start at base
-	base int
-	slot []destSlot
-	gen  uint32
+	md    *meta.Metadata
+	sev   int
+	field string  // the Hit field of the index being looked up
+	out   []Match // the caller's slice; this call's matches start at base
+	base  int
+	slot  []destSlot
+	gen   uint32
 }
 
 type destSlot struct {
@@ -213,40 +242,64 @@ func (m *matcher) reset(md *meta.Metadata, dst []Match) {
 func (m *matcher) visitBucket(b *bucket, s string) {
 	for _, g := range b.groups {
 		if g.pure || g.glob.Match(s) {
-			m.visit(g.rules)
+			m.visit(g.rules, g.glob.pattern)
 		}
 	}
 }
 
-func (m *matcher) visit(rs []*crule) {
+// visit emits the matches of the rules filed under one entry, pattern.
+func (m *matcher) visit(rs []*crule, pattern string) {
 	for _, c := range rs {
-		if c.passes(m.md, m.sev) {
-			for _, d := range c.dests {
-				m.emit(c, d)
-			}
+		if !c.passes(m.md, m.sev) {
+			continue
+		}
+		hit := Hit{Field: m.field, Entry: pattern}
+		if m.field == HitUsers && c.track.Mine && pattern == c.owner {
+			// The owner's name is filed once, for mine, even when users
+			// lists it too.
+			hit = Hit{Field: HitMine}
+		}
+		if len(c.dests) == 0 {
+			// History only: one per user, keyed apart from every
+			// destination id (those are positive).
+			m.emit(c, -c.userID, 0, hit)
+			continue
+		}
+		for _, d := range c.dests {
+			m.emit(c, d, d, hit)
 		}
 	}
 }
 
-func (m *matcher) emit(c *crule, d int64) {
+// emit records that rule c sends the message to dest (0: history only),
+// once per key; a rule of lower id that hits the same key takes the credit.
+func (m *matcher) emit(c *crule, key, dest int64, hit Hit) {
 	if 2*(len(m.out)-m.base+1) > len(m.slot) {
 		m.grow()
 	}
 	mask := uint64(len(m.slot) - 1)
-	for i := hashID(d) & mask; ; i = (i + 1) & mask {
+	for i := hashID(key) & mask; ; i = (i + 1) & mask {
 		sl := &m.slot[i]
 		if sl.gen != m.gen {
-			*sl = destSlot{gen: m.gen, pos: int32(len(m.out)), dest: d}
-			m.out = append(m.out, Match{UserID: c.userID, RuleID: c.id, DestinationID: d})
+			*sl = destSlot{gen: m.gen, pos: int32(len(m.out)), dest: key}
+			m.out = append(m.out, Match{UserID: c.userID, RuleID: c.id, DestinationID: dest, Hit: hit})
 			return
 		}
-		if sl.dest == d {
+		if sl.dest == key {
 			if o := &m.out[sl.pos]; c.id < o.RuleID {
-				o.RuleID, o.UserID = c.id, c.userID
+				o.RuleID, o.UserID, o.Hit = c.id, c.userID, hit
 			}
 			return
 		}
 	}
+}
+
+// slotKey is the key emit filed a match under.
+func slotKey(o Match) int64 {
+	if o.DestinationID == 0 {
+		return -o.UserID
+	}
+	return o.DestinationID
 }
 
 // grow doubles the destination set and refiles the matches so far.
@@ -255,12 +308,12 @@ func (m *matcher) grow() {
 	m.gen = 1
 	mask := uint64(len(m.slot) - 1)
 	for pos := m.base; pos < len(m.out); pos++ {
-		o := m.out[pos]
-		i := hashID(o.DestinationID) & mask
+		k := slotKey(m.out[pos])
+		i := hashID(k) & mask
 		for m.slot[i].gen == m.gen {
 			i = (i + 1) & mask
 		}
-		m.slot[i] = destSlot{gen: m.gen, pos: int32(pos), dest: o.DestinationID}
+		m.slot[i] = destSlot{gen: m.gen, pos: int32(pos), dest: k}
 	}
 }
 

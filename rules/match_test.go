@@ -87,17 +87,29 @@ func TestMatchTable(t *testing.T) {
 			t.Parallel()
 			r := Rule{ID: 7, UserID: 3, Owner: c.owner, Name: "r", Enabled: true, Track: c.track, Filters: c.filt, Destinations: []int64{11}}
 			got := NewSet([]Rule{r}).Match(c.md)
-			want := []Match(nil)
+			want := []Match{}
 			if c.want {
 				want = []Match{{UserID: 3, RuleID: 7, DestinationID: 11}}
 			}
-			if !reflect.DeepEqual(got, want) {
+			if !reflect.DeepEqual(sorted(got), want) {
 				t.Fatalf("indexed: got %v, want %v", got, want)
 			}
-			if naive := newNaive([]Rule{r}).Match(c.md); !reflect.DeepEqual(naive, want) {
+			if len(got) == 1 && !validHit(r, c.md, got[0].Hit) {
+				t.Fatalf("indexed: hit %+v is not an entry of the rule that tracks the message", got[0].Hit)
+			}
+			if naive := newNaive([]Rule{r}).Match(c.md); !reflect.DeepEqual(sorted(naive), want) {
 				t.Fatalf("naive: got %v, want %v", naive, want)
 			}
-			// A disabled rule, or one without a destination, never matches.
+			// Without a destination, the same rule matches into the owner's
+			// history only.
+			r.Destinations = nil
+			if c.want {
+				want = []Match{{UserID: 3, RuleID: 7}}
+			}
+			if got := NewSet([]Rule{r}).Match(c.md); !reflect.DeepEqual(sorted(got), want) {
+				t.Fatalf("without destination: got %v, want %v", got, want)
+			}
+			// A disabled rule never matches.
 			r.Enabled = false
 			if got := NewSet([]Rule{r}).Match(c.md); got != nil {
 				t.Fatalf("disabled rule matched: %v", got)
@@ -115,7 +127,7 @@ func TestMatchEachDestinationOnce(t *testing.T) {
 		{ID: 6, UserID: 1, Owner: "bob", Enabled: true, Track: Track{Apps: []string{"koji"}}, Destinations: []int64{1}},
 	}
 	got := sorted(NewSet(rs).Match(bodhiMsg))
-	want := []Match{{1, 9, 1}, {1, 4, 2}, {1, 4, 3}, {2, 5, 5}}
+	want := []Match{{1, 9, 1, Hit{}}, {1, 4, 2, Hit{}}, {1, 4, 3, Hit{}}, {2, 5, 5, Hit{}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -124,7 +136,7 @@ func TestMatchEachDestinationOnce(t *testing.T) {
 	}
 	// Appending to a buffer that already holds matches (of another message)
 	// keeps them and dedupes only this message's destinations.
-	prev := []Match{{1, 9, 1}, {1, 9, 2}}
+	prev := []Match{{1, 9, 1, Hit{}}, {1, 9, 2, Hit{}}}
 	md := bodhiMsg
 	got = NewSet(rs).AppendMatches(prev, &md)
 	if len(got) != 6 || !reflect.DeepEqual(got[:2], prev) || !reflect.DeepEqual(sorted(got[2:]), want) {
@@ -276,9 +288,15 @@ func TestIndexEqualsNaive(t *testing.T) {
 				naive := newNaive(cur)
 				for range 200 {
 					md := w.message()
-					got, want := sorted(set.Match(md)), sorted(naive.Match(md))
+					ms := set.Match(md)
+					got, want := sorted(ms), sorted(naive.Match(md))
 					if !reflect.DeepEqual(got, want) {
 						t.Fatalf("%s: message %+v:\nindex %v\nnaive %v", step, md, got, want)
+					}
+					for _, m := range ms {
+						if !validHit(byID[m.RuleID], md, m.Hit) {
+							t.Fatalf("%s: message %+v: rule %+v credited with %+v", step, md, byID[m.RuleID], m.Hit)
+						}
 					}
 				}
 				if want := len(newNaive(cur).rules); set.Len() != want {
@@ -451,4 +469,63 @@ func FuzzIndexEqualsNaive(f *testing.F) {
 			t.Fatalf("pattern %q value %q: index %v, naive %v", pattern, value, got, want)
 		}
 	})
+}
+
+// TestMatchReportsHit: each match names the rule's entry that picked the
+// message, as the rule spells it, so that the owner can be told why.
+func TestMatchReportsHit(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		owner string
+		track Track
+		want  Hit
+	}{
+		{"mine", "bob", Track{Mine: true}, Hit{Field: HitMine}},
+		{"mine, with the owner in users too", "bob", Track{Mine: true, Users: []string{"bob"}}, Hit{Field: HitMine}},
+		{"a user, not the owner", "zed", Track{Users: []string{"alice"}}, Hit{HitUsers, "alice"}},
+		{"the owner's name without mine", "bob", Track{Users: []string{"bob"}}, Hit{HitUsers, "bob"}},
+		{"a package glob", "z", Track{Packages: []string{"nope", "python-*"}}, Hit{HitPackages, "python-*"}},
+		{"a literal package", "z", Track{Packages: []string{"kernel"}}, Hit{HitPackages, "kernel"}},
+		{"an app", "z", Track{Apps: []string{"bod*"}}, Hit{HitApps, "bod*"}},
+		{"a topic", "z", Track{Topics: []string{"org.fedoraproject.*.bodhi.*"}}, Hit{HitTopics, "org.fedoraproject.*.bodhi.*"}},
+	}
+	for _, c := range cases {
+		for _, dests := range [][]int64{{4}, nil} {
+			r := Rule{ID: 2, UserID: 1, Owner: c.owner, Enabled: true, Track: c.track, Destinations: dests}
+			got := NewSet([]Rule{r}).Match(bodhiMsg)
+			if len(got) != 1 || got[0].Hit != c.want {
+				t.Errorf("%s (destinations %v): got %+v, want hit %+v", c.name, dests, got, c.want)
+			}
+		}
+	}
+	// Two rules on one destination: the credited (lowest id) rule's entry.
+	rs := []Rule{
+		{ID: 8, UserID: 1, Owner: "z", Enabled: true, Track: Track{Apps: []string{"bodhi"}}, Destinations: []int64{4}},
+		{ID: 3, UserID: 1, Owner: "z", Enabled: true, Track: Track{Topics: []string{"*.comment"}}, Destinations: []int64{4}},
+	}
+	if got := NewSet(rs).Match(bodhiMsg); len(got) != 1 || got[0].RuleID != 3 || got[0].Hit != (Hit{HitTopics, "*.comment"}) {
+		t.Errorf("two rules on one destination: %+v", got)
+	}
+}
+
+// TestMatchHistoryOnly: a rule with no destination that may receive still
+// matches, once per user and message, with destination 0, beside the
+// matches of the user's rules that do deliver.
+func TestMatchHistoryOnly(t *testing.T) {
+	t.Parallel()
+	rs := []Rule{
+		{ID: 5, UserID: 1, Owner: "bob", Enabled: true, Track: Track{Apps: []string{"bodhi"}}},
+		{ID: 2, UserID: 1, Owner: "bob", Enabled: true, Track: Track{Packages: []string{"kernel"}}},
+		{ID: 3, UserID: 1, Owner: "bob", Enabled: true, Track: Track{Mine: true}, Destinations: []int64{7}},
+		{ID: 4, UserID: 2, Owner: "eve", Enabled: true, Track: Track{Topics: []string{"*"}}},
+		{ID: 6, UserID: 3, Owner: "dan", Enabled: false, Track: Track{Topics: []string{"*"}}},
+	}
+	want := []Match{{1, 2, 0, Hit{}}, {2, 4, 0, Hit{}}, {1, 3, 7, Hit{}}}
+	if got := sorted(NewSet(rs).Match(bodhiMsg)); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	if got := NewSet(rs).Len(); got != 4 {
+		t.Fatalf("Len %d, want 4 (every enabled rule)", got)
+	}
 }

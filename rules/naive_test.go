@@ -22,7 +22,7 @@ type naiveRule struct {
 func newNaive(rs []Rule) *naiveSet {
 	n := &naiveSet{}
 	for _, r := range rs {
-		if !r.Enabled || len(r.Destinations) == 0 {
+		if !r.Enabled {
 			continue
 		}
 		n.rules = append(n.rules, naiveRule{
@@ -54,15 +54,21 @@ func (n *naiveSet) Match(md meta.Metadata) []Match {
 			SeverityRank(md.Severity) < SeverityRank(f.SeverityAtLeast) {
 			continue
 		}
-		for _, d := range r.Destinations {
-			if j, ok := at[d]; ok {
+		// A rule without destinations matches into its owner's history:
+		// once per user, under a key no destination id can have.
+		keys, dests := r.Destinations, r.Destinations
+		if len(dests) == 0 {
+			keys, dests = []int64{-r.UserID}, []int64{0}
+		}
+		for i, k := range keys {
+			if j, ok := at[k]; ok {
 				if r.ID < out[j].RuleID {
-					out[j].RuleID = r.ID
+					out[j].RuleID, out[j].UserID = r.ID, r.UserID
 				}
 				continue
 			}
-			at[d] = len(out)
-			out = append(out, Match{UserID: r.UserID, RuleID: r.ID, DestinationID: d})
+			at[k] = len(out)
+			out = append(out, Match{UserID: r.UserID, RuleID: r.ID, DestinationID: dests[i]})
 		}
 	}
 	return out
@@ -77,12 +83,46 @@ func anyMatch(gs []Glob, ss []string) bool {
 	return false
 }
 
-// sorted orders matches by destination, for comparison.
+// sorted orders matches by destination (then user, for history-only ones)
+// and leaves out which entry hit, for comparison: when several entries of a
+// rule hit, the index and the reference may credit different ones
+// (validHits checks the index's choice).
 func sorted(ms []Match) []Match {
 	ms = slices.Clone(ms)
-	slices.SortFunc(ms, func(a, b Match) int { return int(a.DestinationID - b.DestinationID) })
+	for i := range ms {
+		ms[i].Hit = Hit{}
+	}
+	slices.SortFunc(ms, func(a, b Match) int {
+		if a.DestinationID != b.DestinationID {
+			return int(a.DestinationID - b.DestinationID)
+		}
+		return int(a.UserID - b.UserID)
+	})
 	if ms == nil {
 		ms = []Match{}
 	}
 	return ms
+}
+
+// validHit reports whether hit is an entry of r that tracks md.
+func validHit(r Rule, md meta.Metadata, hit Hit) bool {
+	one := func(entries []string, values ...string) bool {
+		if !slices.Contains(entries, hit.Entry) {
+			return false
+		}
+		return anyMatch([]Glob{CompileGlob(hit.Entry)}, values)
+	}
+	switch hit.Field {
+	case HitMine:
+		return r.Track.Mine && hit.Entry == "" && slices.Contains(md.Usernames, r.Owner)
+	case HitUsers:
+		return one(r.Track.Users, md.Usernames...)
+	case HitPackages:
+		return one(r.Track.Packages, md.Packages...)
+	case HitApps:
+		return one(r.Track.Apps, md.App)
+	case HitTopics:
+		return one(r.Track.Topics, md.Topic)
+	}
+	return false
 }

@@ -93,15 +93,21 @@ type MessageMatches struct {
 
 // InsertNotificationBatch records the matches of many stored messages in
 // tx with one statement. A (message, destination) pair that already exists
-// is skipped, so a replay never notifies twice.
+// is skipped, so a replay never notifies twice. A match without a
+// destination becomes a 'recorded' notification, kept in the history and
+// never delivered (once per message and user); only the delivered ones are
+// returned, for their jobs.
 func InsertNotificationBatch(ctx context.Context, tx pgx.Tx, mms []MessageMatches) ([]NewNotification, error) {
 	var msgIDs, users, ruleIDs, dests []int64
+	var fields, entries []string
 	for _, mm := range mms {
 		for _, m := range mm.Matches {
 			msgIDs = append(msgIDs, mm.MessageID)
 			users = append(users, m.UserID)
 			ruleIDs = append(ruleIDs, m.RuleID)
 			dests = append(dests, m.DestinationID)
+			fields = append(fields, m.Hit.Field)
+			entries = append(entries, m.Hit.Entry)
 		}
 	}
 	if len(msgIDs) == 0 {
@@ -109,12 +115,14 @@ func InsertNotificationBatch(ctx context.Context, tx pgx.Tx, mms []MessageMatche
 	}
 	rows, err := tx.Query(ctx, `
 		WITH ins AS (
-			INSERT INTO notifications (message_id, user_id, rule_id, destination_id)
-			SELECT m, u, nullif(r, 0), d FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS t(m, u, r, d)
-			ON CONFLICT (message_id, destination_id) DO NOTHING
+			INSERT INTO notifications (message_id, user_id, rule_id, destination_id, status, hit_field, hit_entry)
+			SELECT m, u, nullif(r, 0), nullif(d, 0), CASE WHEN d = 0 THEN 'recorded' ELSE 'pending' END,
+				nullif(f, ''), nullif(e, '')
+			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[]) AS t(m, u, r, d, f, e)
+			ON CONFLICT DO NOTHING
 			RETURNING id, destination_id)
 		SELECT ins.id, ins.destination_id, d.kind FROM ins JOIN destinations d ON d.id = ins.destination_id`,
-		msgIDs, users, ruleIDs, dests)
+		msgIDs, users, ruleIDs, dests, fields, entries)
 	if err != nil {
 		return nil, translate(err, "insert notifications")
 	}

@@ -25,19 +25,32 @@ func InsertNotifications(ctx context.Context, tx pgx.Tx, messageID int64, ms []r
 
 // Notification is a notification as its owner sees it in the history.
 type Notification struct {
-	ID            int64      `json:"id"`
-	Status        string     `json:"status"`
-	Error         string     `json:"error,omitempty"`
-	CreatedAt     time.Time  `json:"created_at"`
-	SentAt        *time.Time `json:"sent_at"`
-	DestinationID int64      `json:"destination_id"`
-	RuleID        *int64     `json:"rule_id"`
-	RuleName      string     `json:"rule_name,omitempty"`
-	Message       Message    `json:"message"`
+	ID        int64      `json:"id"`
+	Status    string     `json:"status"`
+	Error     string     `json:"error,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	SentAt    *time.Time `json:"sent_at"`
+	// DestinationID is 0 (and left out of JSON) for a notification kept in
+	// the history only (status "recorded": its rule had no destination that
+	// could receive) or whose destination was deleted since.
+	DestinationID int64   `json:"destination_id,omitempty"`
+	RuleID        *int64  `json:"rule_id"`
+	RuleName      string  `json:"rule_name,omitempty"`
+	Hit           *Hit    `json:"matched,omitempty"`
+	Message       Message `json:"message"`
 }
 
-const notificationCols = `n.id, n.status, coalesce(n.error, ''), n.created_at, n.sent_at, n.destination_id, n.rule_id,
-	coalesce(r.name, ''), ` + messageCols
+// Hit is the rule entry that made a notification (rules.Hit), as the API
+// shows it: {"field": "packages", "entry": "python-*"}.
+type Hit struct {
+	Field string `json:"field"`
+	Entry string `json:"entry,omitempty"`
+}
+
+const notificationCols = `n.id, n.status, coalesce(n.error, ''), n.created_at, n.sent_at, coalesce(n.destination_id, 0), n.rule_id,
+	coalesce(r.name, ''),
+	CASE WHEN n.hit_field IS NOT NULL THEN json_strip_nulls(json_build_object('field', n.hit_field, 'entry', n.hit_entry)) END,
+	` + messageCols
 
 const notificationFrom = ` FROM notifications n JOIN messages m ON m.id = n.message_id LEFT JOIN rules r ON r.id = n.rule_id `
 
@@ -45,7 +58,7 @@ const notificationFrom = ` FROM notifications n JOIN messages m ON m.id = n.mess
 func notificationDests(n *Notification) []any {
 	m := &n.Message
 	return []any{&n.ID, &n.Status, &n.Error, &n.CreatedAt, &n.SentAt, &n.DestinationID, &n.RuleID, &n.RuleName,
-		&m.ID, &m.MsgID, &m.Topic, &m.App, &m.Agent, &m.Usernames, &m.Packages, &m.Groups, &m.Containers, &m.Modules, &m.Flatpaks, &m.Summary, &m.Link, &m.Severity, &m.SentAt, &m.ReceivedAt}
+		&n.Hit, &m.ID, &m.MsgID, &m.Topic, &m.App, &m.Agent, &m.Usernames, &m.Packages, &m.Groups, &m.Containers, &m.Modules, &m.Flatpaks, &m.Summary, &m.Link, &m.Severity, &m.SentAt, &m.ReceivedAt}
 }
 
 func scanNotification(row pgx.Row) (Notification, error) {
@@ -63,6 +76,13 @@ func (s *Store) ListNotifications(ctx context.Context, userID int64, limit int, 
 	}
 	ns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
 	return ns, translate(err, "list notifications")
+}
+
+// UserNotification returns one of a user's notifications; another user's
+// is ErrNotFound.
+func (s *Store) UserNotification(ctx context.Context, userID, id int64) (Notification, error) {
+	n, err := scanNotification(s.Pool.QueryRow(ctx, `SELECT `+notificationCols+notificationFrom+` WHERE n.id = $1 AND n.user_id = $2`, id, userID))
+	return n, translate(err, "get notification")
 }
 
 // GetNotification returns a notification whoever owns it, for workers.

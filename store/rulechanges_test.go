@@ -105,15 +105,15 @@ func TestLiveFollowsEveryKindOfChange(t *testing.T) {
 	if _, err := st.Pool.Exec(ctx, `DELETE FROM destinations WHERE id = $1`, db); err != nil {
 		t.Fatal(err)
 	}
-	step("destination deleted", 0)
+	step("destination deleted", 1) // r1 has no destination left: message 1 goes to bob's history only
 	if _, err := st.Pool.Exec(ctx, `UPDATE rules SET enabled = true WHERE id = $1`, r2.ID); err != nil {
 		t.Fatal(err)
 	}
-	step("rule enabled", 2)
+	step("rule enabled", 3)
 	if err := st.DeleteRule(ctx, alice.ID, r2.ID); err != nil {
 		t.Fatal(err)
 	}
-	step("rule deleted", 0)
+	step("rule deleted", 1)
 	if live.Loads.Load() != 1 || live.Updates.Load() < 9 {
 		t.Fatalf("%d loads and %d updates: changes should apply incrementally", live.Loads.Load(), live.Updates.Load())
 	}
@@ -125,7 +125,7 @@ func TestLiveFollowsEveryKindOfChange(t *testing.T) {
 	if _, err := st.Pool.Exec(ctx, `DELETE FROM rule_changes; UPDATE rules_version SET logged_after = version`); err != nil {
 		t.Fatal(err)
 	}
-	step("log pruned", 3)
+	step("log pruned", 4)
 	if live.Loads.Load() != 2 {
 		t.Fatalf("%d loads after the log was pruned, want 2", live.Loads.Load())
 	}
