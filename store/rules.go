@@ -161,3 +161,31 @@ func (RuleSource) Version(ctx context.Context, tx pgx.Tx) (int64, error) {
 func (RuleSource) Load(ctx context.Context, tx pgx.Tx) (int64, []rules.Rule, error) {
 	return LoadMatchable(ctx, tx)
 }
+
+// AttachDestination adds one of a user's destinations to some of their
+// rules, in one transaction (rules already sending there are left as they
+// are), and returns how many rules it was added to. Another user's rule or
+// destination is ErrNotFound. The caller has validated each rule with the
+// destination added (rules.Rule.Validate holds the limits).
+func (s *Store) AttachDestination(ctx context.Context, userID, destID int64, ruleIDs []int64) (int, error) {
+	var n int
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		var ok bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM destinations WHERE id = $1 AND user_id = $2)
+			AND (SELECT count(*) FROM rules WHERE user_id = $2 AND id = ANY($3)) = cardinality($3::bigint[])`,
+			destID, userID, ruleIDs).Scan(&ok); err != nil {
+			return translate(err, "find destination and rules")
+		}
+		if !ok {
+			return apperr.ErrNotFound
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO rule_destinations (rule_id, destination_id)
+			SELECT unnest($1::bigint[]), $2 ON CONFLICT DO NOTHING`, ruleIDs, destID)
+		if err != nil {
+			return translate(err, "attach destination")
+		}
+		n = int(tag.RowsAffected())
+		return nil
+	})
+	return n, err
+}

@@ -19,14 +19,16 @@ import (
 )
 
 // parsePages parses each page together with the layout, so that every page
-// can fill the layout's blocks. A page missing here fails the start.
+// can fill the layout's blocks, and with the pieces several pages share
+// (partials.html). A page missing here fails the start.
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"ago":      ago,
+		"at":       at,
+		"status":   notificationStatus,
 		"join":     strings.Join,
 		"policy":   policyText,
 		"policyOf": policyOf,
-		"when":     when,
 		"args":     listFieldArgs,
 		"has":      slices.Contains[[]int64],
 	}
@@ -36,17 +38,17 @@ func parsePages() (map[string]*template.Template, error) {
 	}
 	pages := map[string]*template.Template{}
 	for _, n := range names {
-		if n == "layout.html" {
+		if n == "layout.html" || n == "partials.html" {
 			continue
 		}
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templates.FS, "layout.html", n)
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templates.FS, "layout.html", "partials.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("parse page %s: %w", n, err)
 		}
 		pages[path.Base(n)] = t
 	}
 	for _, want := range []string{"home.html", "error.html", "confirm.html", "login.html", "rules.html", "rule.html",
-		"destinations.html", "settings.html", "admin.html", "welcome.html"} {
+		"destinations.html", "settings.html", "admin.html", "welcome.html", "notification.html"} {
 		if pages[want] == nil {
 			return nil, fmt.Errorf("page template %s is missing", want)
 		}
@@ -83,19 +85,6 @@ func (s *Server) renderStatus(w http.ResponseWriter, status int, name string, da
 	buf.WriteTo(w)
 }
 
-func ago(t time.Time) string {
-	d := time.Since(t)
-	switch {
-	case d < time.Minute:
-		return "just now"
-	case d < time.Hour:
-		return fmt.Sprintf("%d min ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d h ago", int(d.Hours()))
-	}
-	return t.UTC().Format("2006-01-02")
-}
-
 // Page is what the layout needs on every page: the title and who is
 // signed in (for the navigation).
 type Page struct {
@@ -104,10 +93,14 @@ type Page struct {
 	Admin bool
 	Path  string
 	OIDC  bool
+	// Zone is the reader's time zone (UTC for visitors): every time on a
+	// page is shown in it.
+	Zone *time.Location
 }
 
 func (s *Server) base(r *http.Request, title string) Page {
-	return Page{Title: title, User: userFrom(r.Context()), Admin: s.isAdmin(r), Path: r.URL.Path, OIDC: s.Auth.OIDC()}
+	u := userFrom(r.Context())
+	return Page{Title: title, User: u, Admin: s.isAdmin(r), Path: r.URL.Path, OIDC: s.Auth.OIDC(), Zone: userZone(u.Timezone)}
 }
 
 type errorPage struct {
@@ -161,6 +154,9 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
 type confirmPage struct {
 	Page
 	Destination store.Destination
+	// Card offers the owner, when signed in, to send rules to the
+	// destination just confirmed, if none does yet.
+	Card *destinationCard
 }
 
 // confirmPage confirms a destination from its mailed link. Opening the link
@@ -176,6 +172,16 @@ func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.renderStatus(w, http.StatusOK, "confirm.html", confirmPage{Page: s.base(r, "Confirmed"), Destination: d})
+	data := confirmPage{Page: s.base(r, "Confirmed"), Destination: d}
+	if u := userFrom(r.Context()); u.ID == d.UserID {
+		rs, err := s.Store.ListRules(r.Context(), u.ID)
+		if err != nil {
+			return err
+		}
+		card := destinationCards([]store.Destination{d}, rs)[0]
+		card.OfferOpen = true
+		data.Card = &card
+	}
+	s.renderStatus(w, http.StatusOK, "confirm.html", data)
 	return nil
 }

@@ -32,12 +32,15 @@ func (s *Server) userPages(r chi.Router) {
 	r.Post("/rules/{id}/enabled", s.page(s.toggleRule))
 	r.Post("/rules/{id}/delete", s.page(s.deleteRuleForm))
 
+	r.Get("/notifications/{id}", s.page(s.notificationPage))
+
 	r.Get("/destinations", s.page(s.destinationsPage))
 	r.Post("/destinations", s.page(s.addDestinationForm))
 	r.Post("/destinations/{id}/enabled", s.page(s.toggleDestination))
 	r.Post("/destinations/{id}/policy", s.page(s.policyForm))
 	r.Post("/destinations/{id}/mute", s.page(s.muteForm))
 	r.Post("/destinations/{id}/test", s.page(s.testSendForm))
+	r.Post("/destinations/{id}/rules", s.page(s.attachRulesForm))
 
 	r.Get("/settings", s.page(s.settingsPage))
 	r.Post("/settings", s.page(s.saveSettingsForm))
@@ -69,12 +72,24 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, to string) err
 	return nil
 }
 
+// back redirects to the form's "next" field, a path on this site (a form
+// on the notification page returns there), or else to def.
+func (s *Server) back(w http.ResponseWriter, r *http.Request, def string) error {
+	if next := r.PostFormValue("next"); next != "" {
+		def = localPath(next)
+	}
+	return s.redirect(w, r, def)
+}
+
 // ---- rules ----
 
 type ruleRow struct {
 	rules.Rule
 	Tracks       string
 	Destinations []string
+	// Receiving: some destination of the rule can receive now; otherwise
+	// its matches only fill the history.
+	Receiving bool
 }
 
 type rulesPage struct {
@@ -96,9 +111,19 @@ func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request) error {
 	for _, rule := range rs {
 		row := ruleRow{Rule: rule, Tracks: describeTrack(rule)}
 		for _, d := range ds {
-			if slices.Contains(rule.Destinations, d.ID) {
-				row.Destinations = append(row.Destinations, d.Address)
+			if !slices.Contains(rule.Destinations, d.ID) {
+				continue
 			}
+			label := d.Address
+			switch {
+			case !d.Confirmed:
+				label += " (waiting for confirmation)"
+			case !d.Enabled:
+				label += " (off)"
+			default:
+				row.Receiving = true
+			}
+			row.Destinations = append(row.Destinations, label)
 		}
 		data.Rules = append(data.Rules, row)
 	}
@@ -310,7 +335,7 @@ func (s *Server) toggleRule(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.Store.SaveRule(r.Context(), rule); err != nil {
 		return err
 	}
-	return s.redirect(w, r, "/rules")
+	return s.back(w, r, "/rules")
 }
 
 func (s *Server) deleteRuleForm(w http.ResponseWriter, r *http.Request) error {
@@ -328,7 +353,7 @@ func (s *Server) deleteRuleForm(w http.ResponseWriter, r *http.Request) error {
 
 type destinationsPage struct {
 	Page
-	Destinations []store.Destination
+	Destinations []destinationCard
 	Kind         string
 	Address      string
 	Errors       map[string]string
@@ -337,18 +362,74 @@ type destinationsPage struct {
 	Notice       string
 }
 
+// destinationCard is one destination as its page shows it: the rules that
+// send to it and, while none does, the user's rules it could be added to.
+type destinationCard struct {
+	store.Destination
+	UsedBy []string
+	Offer  []ruleChoice
+	// OfferOpen unfolds the offer: right after the destination was added.
+	OfferOpen bool
+}
+
+// ruleChoice is one rule in an offer to send it to a destination. Rules
+// without any destination come ticked: they are the ones waiting for one.
+type ruleChoice struct {
+	ID            int64
+	Name          string
+	NoDestination bool
+}
+
+// destinationCards pairs each destination with the user's rules.
+func destinationCards(ds []store.Destination, rs []rules.Rule) []destinationCard {
+	cards := make([]destinationCard, 0, len(ds))
+	for _, d := range ds {
+		c := destinationCard{Destination: d}
+		for _, r := range rs {
+			if slices.Contains(r.Destinations, d.ID) {
+				c.UsedBy = append(c.UsedBy, r.Name)
+			}
+		}
+		if len(c.UsedBy) == 0 {
+			c.Offer = offerRules(rs)
+		}
+		cards = append(cards, c)
+	}
+	return cards
+}
+
+func offerRules(rs []rules.Rule) []ruleChoice {
+	out := make([]ruleChoice, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, ruleChoice{ID: r.ID, Name: r.Name, NoDestination: len(r.Destinations) == 0})
+	}
+	return out
+}
+
 func (s *Server) renderDestinations(w http.ResponseWriter, r *http.Request, status int, data destinationsPage) error {
-	ds, err := s.Store.ListDestinations(r.Context(), userFrom(r.Context()).ID)
+	u := userFrom(r.Context())
+	ds, err := s.Store.ListDestinations(r.Context(), u.ID)
 	if err != nil {
 		return err
 	}
-	data.Page, data.Destinations, data.PushJS = s.base(r, "Destinations"), ds, s.pushJS
+	rs, err := s.Store.ListRules(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	data.Page, data.Destinations, data.PushJS = s.base(r, "Destinations"), destinationCards(ds, rs), s.pushJS
 	if data.Kind == "" {
 		data.Kind = "email"
 	}
-	switch r.URL.Query().Get("done") {
+	q := r.URL.Query()
+	for i := range data.Destinations {
+		c := &data.Destinations[i]
+		c.OfferOpen = len(c.Offer) > 0 && (strconv.FormatInt(c.ID, 10) == q.Get("id") || data.ErrorFor == c.ID)
+	}
+	switch q.Get("done") {
 	case "added":
 		data.Notice = "Added. A confirmation was sent to it: follow the link or code in it to start receiving notifications."
+	case "attached":
+		data.Notice = "Saved: the rules you ticked send here too."
 	case "test":
 		data.Notice = "A test message is on its way."
 	}
@@ -364,7 +445,7 @@ func (s *Server) destinationsPage(w http.ResponseWriter, r *http.Request) error 
 func (s *Server) addDestinationForm(w http.ResponseWriter, r *http.Request) error {
 	u := userFrom(r.Context())
 	kind, address := r.PostFormValue("kind"), strings.TrimSpace(r.PostFormValue("address"))
-	_, err := s.addDestination(r.Context(), u, kind, address)
+	d, err := s.addDestination(r.Context(), u, kind, address)
 	if err != nil {
 		errs, err := fieldErrors(err)
 		if err != nil {
@@ -372,7 +453,58 @@ func (s *Server) addDestinationForm(w http.ResponseWriter, r *http.Request) erro
 		}
 		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{Kind: kind, Address: address, Errors: errs})
 	}
-	return s.redirect(w, r, "/destinations?done=added")
+	return s.redirect(w, r, fmt.Sprintf("/destinations?done=added&id=%d#destination-%d", d.ID, d.ID))
+}
+
+// attachRulesForm adds a destination to the rules ticked in its offer: the
+// user's answer to "send these rules here too?", asked when a destination
+// is added or confirmed while no rule sends to it.
+func (s *Server) attachRulesForm(w http.ResponseWriter, r *http.Request) error {
+	u := userFrom(r.Context())
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := r.ParseForm(); err != nil {
+		return apperr.Invalid("rules", "the form could not be read")
+	}
+	rs, err := s.Store.ListRules(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for _, v := range r.PostForm["rule"] {
+		rid, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || slices.Contains(ids, rid) {
+			continue
+		}
+		i := slices.IndexFunc(rs, func(x rules.Rule) bool { return x.ID == rid })
+		if i < 0 {
+			return apperr.ErrNotFound
+		}
+		// The rule as it would be, judged by the rules package's own limits.
+		next := rs[i]
+		if !slices.Contains(next.Destinations, id) {
+			next.Destinations = append(slices.Clone(next.Destinations), id)
+		}
+		if err := next.Validate(); err != nil {
+			var inv *apperr.InvalidError
+			if !errors.As(err, &inv) {
+				return err
+			}
+			return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id,
+				Errors: map[string]string{"rules": fmt.Sprintf("Rule “%s”: %s", next.Name, inv.Message)}})
+		}
+		ids = append(ids, rid)
+	}
+	if len(ids) == 0 {
+		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id,
+			Errors: map[string]string{"rules": "Tick the rules that should send here, or leave this for later."}})
+	}
+	if _, err := s.Store.AttachDestination(r.Context(), u.ID, id, ids); err != nil {
+		return err
+	}
+	return s.redirect(w, r, fmt.Sprintf("/destinations?done=attached#destination-%d", id))
 }
 
 func (s *Server) patchDestinationForm(w http.ResponseWriter, r *http.Request, p store.DestinationPatch) error {
@@ -383,7 +515,7 @@ func (s *Server) patchDestinationForm(w http.ResponseWriter, r *http.Request, p 
 	if _, err := s.Store.UpdateDestination(r.Context(), userFrom(r.Context()).ID, id, p); err != nil {
 		return err
 	}
-	return s.redirect(w, r, "/destinations")
+	return s.back(w, r, "/destinations")
 }
 
 func (s *Server) toggleDestination(w http.ResponseWriter, r *http.Request) error {
@@ -506,14 +638,6 @@ func policyText(raw json.RawMessage) string {
 		return mode
 	}
 	return mode + ": " + strings.Join(parts, ", ")
-}
-
-// when formats an optional time in UTC.
-func when(t *time.Time) string {
-	if t == nil {
-		return ""
-	}
-	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // ---- settings ----

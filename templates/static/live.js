@@ -16,6 +16,15 @@
     return e;
   }
 
+  // A new notification's state in words, as the server-rendered history
+  // says it (web/history.go).
+  var states = {
+    recorded: ["calm", "kept in your history"],
+    pending: ["waiting", "waiting to be sent"],
+    sending: ["waiting", "being sent"],
+    sent: ["ok", "sent"]
+  };
+
   function safeLink(href) {
     return /^https?:\/\//i.test(href || "") ? href : "";
   }
@@ -29,7 +38,8 @@
     head.appendChild(document.createTextNode(" "));
     head.appendChild(el("span", "muted", "just now"));
     head.appendChild(document.createTextNode(" "));
-    head.appendChild(el("span", "status status-" + String(n.status || "").replace(/[^a-z]/g, ""), n.status || ""));
+    var st = states[n.status] || ["waiting", String(n.status || "")];
+    head.appendChild(el("span", "status status-" + st[0], st[1]));
     li.appendChild(head);
     var sum = el("div", "summary");
     var href = safeLink(m.link);
@@ -45,6 +55,10 @@
     var foot = el("div", "muted small");
     if (n.rule_name) { foot.appendChild(document.createTextNode("rule “" + n.rule_name + "” · ")); }
     foot.appendChild(el("code", "", m.topic || ""));
+    foot.appendChild(document.createTextNode(" · "));
+    var why = el("a", "why", "why?");
+    why.href = "/notifications/" + String(n.id).replace(/[^0-9]/g, "");
+    foot.appendChild(why);
     li.appendChild(foot);
     return li;
   }
