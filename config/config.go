@@ -108,7 +108,10 @@ type Config struct {
 	OIDCUsernameClaim string // FMN_OIDC_USERNAME_CLAIM: the claim holding the bus username
 
 	// Safety against hostile users and networks (issue 13).
-	TrustedProxies []netip.Prefix // FMN_TRUSTED_PROXIES: CIDRs whose X-Forwarded-For is believed
+	TrustedProxies         []netip.Prefix // FMN_TRUSTED_PROXIES: CIDRs whose X-Forwarded-For is believed
+	MaxRulesPerUser        int            // FMN_MAX_RULES_PER_USER
+	MaxPatternsPerRule     int            // FMN_MAX_PATTERNS_PER_RULE: entries of all a rule's lists together
+	MaxDestinationsPerUser int            // FMN_MAX_DESTINATIONS_PER_USER
 
 	// Ownership ("my packages") and group membership.
 	OIDCGroupsClaim string        // FMN_OIDC_GROUPS_CLAIM: the claim listing the user's groups
@@ -183,8 +186,9 @@ var known = map[string]bool{
 	"FMN_DEMO": true, "FMN_DEMO_CORPUS": true, "FMN_DEMO_RATE": true,
 	"FMN_ADMINS": true, "FMN_LOG_LEVEL": true,
 	"FMN_OIDC_ISSUER": true, "FMN_OIDC_CLIENT_ID": true, "FMN_OIDC_CLIENT_SECRET": true, "FMN_OIDC_USERNAME_CLAIM": true,
-	"FMN_TRUSTED_PROXIES":   true,
-	"FMN_OIDC_GROUPS_CLAIM": true, "FMN_OIDC_SCOPES": true, "FMN_DISTGIT_URL": true, "FMN_DISTGIT_REFRESH": true,
+	"FMN_TRUSTED_PROXIES": true, "FMN_MAX_RULES_PER_USER": true, "FMN_MAX_PATTERNS_PER_RULE": true,
+	"FMN_MAX_DESTINATIONS_PER_USER": true,
+	"FMN_OIDC_GROUPS_CLAIM":         true, "FMN_OIDC_SCOPES": true, "FMN_DISTGIT_URL": true, "FMN_DISTGIT_REFRESH": true,
 	// Read by the test helpers only; accepted so a developer's shell does not
 	// make the service refuse to start.
 	"FMN_TEST_DATABASE_URL": true, "FMN_ARTIFACTS": true,

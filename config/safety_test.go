@@ -65,3 +65,19 @@ func TestFinding3AdminsNotByName(t *testing.T) {
 		t.Errorf("good admins refused: %v", err)
 	}
 }
+
+func TestLimitSettings(t *testing.T) {
+	t.Parallel()
+	c, err := Load("", nil)
+	if err != nil || c.MaxRulesPerUser != 100 || c.MaxPatternsPerRule != 300 || c.MaxDestinationsPerUser != 20 {
+		t.Fatalf("defaults: %d %d %d %v", c.MaxRulesPerUser, c.MaxPatternsPerRule, c.MaxDestinationsPerUser, err)
+	}
+	c, err = Load("", []string{"FMN_MAX_RULES_PER_USER=500", "FMN_MAX_PATTERNS_PER_RULE=1000", "FMN_MAX_DESTINATIONS_PER_USER=50"})
+	if err != nil || c.MaxRulesPerUser != 500 || c.MaxPatternsPerRule != 1000 || c.MaxDestinationsPerUser != 50 {
+		t.Fatalf("raised: %d %d %d %v", c.MaxRulesPerUser, c.MaxPatternsPerRule, c.MaxDestinationsPerUser, err)
+	}
+	_, err = Load("", []string{"FMN_MAX_RULES_PER_USER=0", "FMN_MAX_DESTINATIONS_PER_USER=lots"})
+	if err == nil || !strings.Contains(err.Error(), "FMN_MAX_RULES_PER_USER: want a whole number") || !strings.Contains(err.Error(), "FMN_MAX_DESTINATIONS_PER_USER") {
+		t.Fatalf("bad limits: %v", err)
+	}
+}

@@ -49,6 +49,13 @@ func CreateDestination(ctx context.Context, tx pgx.Tx, userID int64, kind, addre
 	return d, translate(err, "create destination")
 }
 
+// CheckDestinationQuota refuses, in tx, a new destination for a user who
+// has max already (FMN_MAX_DESTINATIONS_PER_USER; 0: no limit); the caller
+// then creates it in the same transaction.
+func CheckDestinationQuota(ctx context.Context, tx pgx.Tx, userID int64, max int) error {
+	return checkQuota(ctx, tx, userID, "destinations", max)
+}
+
 // ListDestinations returns a user's destinations, oldest first.
 func (s *Store) ListDestinations(ctx context.Context, userID int64) ([]Destination, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT `+destinationCols+` FROM destinations WHERE user_id = $1 ORDER BY id`, userID)

@@ -49,6 +49,14 @@ func (s *Store) GetRule(ctx context.Context, userID, id int64) (rules.Rule, erro
 // one transaction. The rule must be valid; its destinations must be the
 // user's own.
 func (s *Store) SaveRule(ctx context.Context, r rules.Rule) (rules.Rule, error) {
+	return s.SaveRuleWithin(ctx, r, 0)
+}
+
+// SaveRuleWithin is SaveRule refusing to create a user's rule beyond
+// maxRules of them (FMN_MAX_RULES_PER_USER; 0: no limit): every rule costs
+// the matcher on every message, so one scripted account must not be able
+// to add thousands. Replacing a rule is always allowed.
+func (s *Store) SaveRuleWithin(ctx context.Context, r rules.Rule, maxRules int) (rules.Rule, error) {
 	track, err := json.Marshal(r.Track)
 	if err != nil {
 		return r, fmt.Errorf("encode track: %w", err)
@@ -59,6 +67,11 @@ func (s *Store) SaveRule(ctx context.Context, r rules.Rule) (rules.Rule, error) 
 	}
 	var saved rules.Rule
 	err = s.InTx(ctx, func(tx pgx.Tx) error {
+		if r.ID == 0 {
+			if err := checkQuota(ctx, tx, r.UserID, "rules", maxRules); err != nil {
+				return err
+			}
+		}
 		var owned int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM destinations WHERE user_id = $1 AND id = ANY($2)`,
 			r.UserID, r.Destinations).Scan(&owned); err != nil {
@@ -188,4 +201,33 @@ func (s *Store) AttachDestination(ctx context.Context, userID, destID int64, rul
 		return nil
 	})
 	return n, err
+}
+
+// quotas: what each counted kind of object is called in the table, in
+// the API's error field, and in words.
+var quotas = map[string]struct{ table, words string }{
+	"rules":        {"rules", "you have %d rules, the most one account may have: delete one you no longer need first"},
+	"destinations": {"destinations", "you have %d destinations, the most one account may have: delete one you no longer need first"},
+}
+
+// checkQuota refuses, in tx, one more object of kind (a key of quotas)
+// for a user who has max of them already (max <= 0: no limit). It locks
+// the user's row first, so that concurrent additions count one after the
+// other and cannot overshoot together.
+func checkQuota(ctx context.Context, tx pgx.Tx, userID int64, kind string, max int) error {
+	if max <= 0 {
+		return nil
+	}
+	q := quotas[kind]
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, userID); err != nil {
+		return translate(err, "lock user for "+kind+" count")
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+q.table+` WHERE user_id = $1`, userID).Scan(&n); err != nil {
+		return translate(err, "count "+kind)
+	}
+	if n >= max {
+		return apperr.Invalid(kind, q.words, n)
+	}
+	return nil
 }

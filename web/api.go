@@ -88,6 +88,9 @@ func (s *Server) addDestination(ctx context.Context, u store.User, kind, address
 	}
 	var d store.Destination
 	err = s.Store.InTx(ctx, func(tx pgx.Tx) error {
+		if err := store.CheckDestinationQuota(ctx, tx, u.ID, s.Limits.DestinationsPerUser); err != nil {
+			return err
+		}
 		var err error
 		if d, err = store.CreateDestination(ctx, tx, u.ID, kind, addr); err != nil {
 			return err
@@ -193,7 +196,15 @@ func (s *Server) readRule(w http.ResponseWriter, r *http.Request) (rules.Rule, e
 		UserID: userFrom(r.Context()).ID, Name: in.Name, Enabled: in.Enabled == nil || *in.Enabled,
 		Track: in.Track, Filters: in.Filters, Destinations: nonNil(in.Destinations),
 	}
-	return rule, rule.Validate()
+	return rule, s.validRule(&rule)
+}
+
+// validRule checks a rule's shape and the per-rule pattern limit.
+func (s *Server) validRule(rule *rules.Rule) error {
+	if err := rule.Validate(); err != nil {
+		return err
+	}
+	return rule.CheckPatterns(s.Limits.PatternsPerRule)
 }
 
 func (s *Server) listRules(w http.ResponseWriter, r *http.Request) error {
@@ -210,7 +221,7 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	saved, err := s.Store.SaveRule(r.Context(), rule)
+	saved, err := s.Store.SaveRuleWithin(r.Context(), rule, s.Limits.RulesPerUser)
 	if err != nil {
 		return err
 	}

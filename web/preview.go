@@ -40,7 +40,7 @@ func (s *Server) previewRule(w http.ResponseWriter, r *http.Request) error {
 	if rule.Name == "" {
 		rule.Name = "preview"
 	}
-	if err := rule.Validate(); err != nil {
+	if err := s.validRule(&rule); err != nil {
 		return err
 	}
 	p, err := s.Store.PreviewRule(r.Context(), rule, u.Name, days, previewLimit)

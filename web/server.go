@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"fmn/config"
 	"fmn/consumer"
 	"fmn/metrics"
 	"fmn/store"
@@ -44,6 +45,33 @@ type Deps struct {
 	// TrustedProxies (FMN_TRUSTED_PROXIES) are the only peers whose
 	// X-Forwarded-For is believed; see clientIP.
 	TrustedProxies []netip.Prefix
+	// Limits bound what one account may hold; zero fields take the
+	// defaults (see Limits).
+	Limits Limits
+}
+
+// Limits bound what one account may make fmn do (FMN_MAX_*): each rule and
+// pattern costs the matcher on every bus message, each destination a
+// confirmation and deliveries.
+type Limits struct {
+	RulesPerUser        int
+	PatternsPerRule     int
+	DestinationsPerUser int
+}
+
+// withDefaults fills unset limits with config's defaults (tests build
+// Deps without them).
+func (l Limits) withDefaults() Limits {
+	if l.RulesPerUser == 0 {
+		l.RulesPerUser = config.DefaultMaxRulesPerUser
+	}
+	if l.PatternsPerRule == 0 {
+		l.PatternsPerRule = config.DefaultMaxPatternsPerRule
+	}
+	if l.DestinationsPerUser == 0 {
+		l.DestinationsPerUser = config.DefaultMaxDestinationsPerUser
+	}
+	return l
 }
 
 // Server holds the parsed templates and dependencies.
@@ -69,6 +97,7 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.Limits = d.Limits.withDefaults()
 	s := &Server{Deps: d, log: d.Log, pages: pages, loginLimit: newLimiter(loginPerClient, 10*time.Minute),
 		shutdown: make(chan struct{})}
 	if d.Auth.OIDC() {

@@ -302,14 +302,18 @@ func (s *Server) saveRuleForm(w http.ResponseWriter, r *http.Request) error {
 	rule.Filters.AppsExclude, rule.Filters.TopicsExclude = splitList(f.AppsExclude), splitList(f.TopicsExclude)
 	rule.Filters.NotMyActions = f.NotMyActions
 	rule.Destinations = nonNil(f.Destinations)
-	err := rule.Validate()
+	err := s.validRule(&rule)
 	if err == nil {
-		_, err = s.Store.SaveRule(r.Context(), rule)
+		_, err = s.Store.SaveRuleWithin(r.Context(), rule, s.Limits.RulesPerUser)
 	}
 	if err != nil {
 		errs, err := fieldErrors(err)
 		if err != nil {
 			return err
+		}
+		if msg, ok := errs["rules"]; ok { // too many rules: about the whole form
+			delete(errs, "rules")
+			errs["form"] = msg
 		}
 		data, err := s.editorPage(r, id, f, errs)
 		if err != nil {
@@ -450,6 +454,10 @@ func (s *Server) addDestinationForm(w http.ResponseWriter, r *http.Request) erro
 		errs, err := fieldErrors(err)
 		if err != nil {
 			return err
+		}
+		if msg, ok := errs["destinations"]; ok { // too many: shown beside the address input
+			delete(errs, "destinations")
+			errs["address"] = msg
 		}
 		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{Kind: kind, Address: address, Errors: errs})
 	}

@@ -229,7 +229,9 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		hub := web.NewHub(st, log)
 		bus.Go(func() error { return hub.Run(busCtx) })
 		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub,
-			TrustedProxies: cfg.TrustedProxies, Auth: web.AuthConfig{
+			TrustedProxies: cfg.TrustedProxies, Limits: web.Limits{RulesPerUser: cfg.MaxRulesPerUser,
+				PatternsPerRule: cfg.MaxPatternsPerRule, DestinationsPerUser: cfg.MaxDestinationsPerUser},
+			Auth: web.AuthConfig{
 				OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,
 				OIDCUsernameClaim: cfg.OIDCUsernameClaim, OIDCGroupsClaim: cfg.OIDCGroupsClaim, OIDCScopes: cfg.OIDCScopes,
 				Admins: cfg.Admins}}
