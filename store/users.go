@@ -16,6 +16,12 @@ type User struct {
 	Name     string `json:"name"`
 	Email    string `json:"email,omitempty"`
 	Timezone string `json:"timezone"`
+	// OIDCIssuer and OIDCSubject name the OpenID identity the account is
+	// bound to ("" for emailed sign-in accounts). Filled by UserBySession
+	// and UserByToken, the lookups that authenticate a request, for
+	// FMN_ADMINS' issuer#subject entries.
+	OIDCIssuer  string `json:"-"`
+	OIDCSubject string `json:"-"`
 }
 
 var userNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -60,8 +66,8 @@ func (s *Store) UserByToken(ctx context.Context, token string) (User, error) {
 	err := s.Pool.QueryRow(ctx, `
 		UPDATE api_tokens t SET last_used_at = now()
 		FROM users u WHERE t.token_hash = $1 AND u.id = t.user_id
-		RETURNING u.id, u.name, coalesce(u.email, ''), u.timezone`, HashSecret(token)).
-		Scan(&u.ID, &u.Name, &u.Email, &u.Timezone)
+		RETURNING u.id, u.name, coalesce(u.email, ''), u.timezone, coalesce(u.oidc_issuer, ''), coalesce(u.oidc_subject, '')`,
+		HashSecret(token)).Scan(&u.ID, &u.Name, &u.Email, &u.Timezone, &u.OIDCIssuer, &u.OIDCSubject)
 	if err := translate(err, "look up token"); err != nil {
 		if err == apperr.ErrNotFound {
 			return User{}, apperr.ErrUnauthorized

@@ -48,8 +48,8 @@ func (s *Store) UserBySession(ctx context.Context, token string) (User, error) {
 	err := s.Pool.QueryRow(ctx, `
 		UPDATE sessions se SET last_seen_at = now()
 		FROM users u WHERE se.token_hash = $1 AND se.expires_at > now() AND u.id = se.user_id
-		RETURNING u.id, u.name, coalesce(u.email, ''), u.timezone`, HashSecret(token)).
-		Scan(&u.ID, &u.Name, &u.Email, &u.Timezone)
+		RETURNING u.id, u.name, coalesce(u.email, ''), u.timezone, coalesce(u.oidc_issuer, ''), coalesce(u.oidc_subject, '')`,
+		HashSecret(token)).Scan(&u.ID, &u.Name, &u.Email, &u.Timezone, &u.OIDCIssuer, &u.OIDCSubject)
 	if err := translate(err, "look up session"); err != nil {
 		if err == apperr.ErrNotFound {
 			return User{}, apperr.ErrUnauthorized

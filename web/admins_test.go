@@ -34,7 +34,8 @@ func TestFinding3AdminByName(t *testing.T) {
 }
 
 // TestFinding3OIDCEmailNeedsVerified: an OpenID provider's email counts
-// (for FMN_ADMINS, and as the user's address) only with email_verified.
+// (for FMN_ADMINS, and as the user's address) only with email_verified;
+// an admin may also be named by the provider's issuer#subject.
 func TestFinding3OIDCEmailNeedsVerified(t *testing.T) {
 	t.Parallel()
 	op, err := mockoidc.Run()
@@ -44,7 +45,7 @@ func TestFinding3OIDCEmailNeedsVerified(t *testing.T) {
 	t.Cleanup(func() { op.Shutdown() })
 	cfg := op.Config()
 	s := newSite(t, AuthConfig{OIDCIssuer: cfg.Issuer, OIDCClientID: cfg.ClientID, OIDCClientSecret: cfg.ClientSecret,
-		OIDCUsernameClaim: "preferred_username", Admins: []string{"root@example.org"}}, "")
+		OIDCUsernameClaim: "preferred_username", Admins: []string{"root@example.org", cfg.Issuer + "#s-admin"}}, "")
 	signIn := func(user *mockoidc.MockUser) *http.Client {
 		t.Helper()
 		c := s.browser()
@@ -70,5 +71,15 @@ func TestFinding3OIDCEmailNeedsVerified(t *testing.T) {
 	verified := signIn(&mockoidc.MockUser{Subject: "s-2", PreferredUsername: "root", Email: "root@example.org", EmailVerified: true})
 	if resp := s.get(verified, "/admin"); resp.StatusCode != http.StatusOK {
 		t.Errorf("verified provider email of an admin: /admin answered %d, want 200", resp.StatusCode)
+	}
+	// By issuer#subject: the subject is the admin, whatever the name or
+	// email (neither given here).
+	bySubject := signIn(&mockoidc.MockUser{Subject: "s-admin", PreferredUsername: "ops"})
+	if resp := s.get(bySubject, "/admin"); resp.StatusCode != http.StatusOK {
+		t.Errorf("admin by issuer#subject: /admin answered %d, want 200", resp.StatusCode)
+	}
+	other := signIn(&mockoidc.MockUser{Subject: "s-admin2", PreferredUsername: "s-admin"})
+	if resp := s.get(other, "/admin"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("another subject: /admin answered %d, want 404", resp.StatusCode)
 	}
 }

@@ -128,10 +128,15 @@ func (s *Server) isAdmin(r *http.Request) bool {
 		return false
 	}
 	for _, a := range s.Auth.Admins {
-		if strings.Contains(a, "#") {
-			continue // OIDC subjects: matched once users carry their issuer and subject
+		if iss, sub, ok := strings.Cut(a, "#"); ok {
+			// Issuers are compared as FMN_OIDC_ISSUER is: without a
+			// trailing slash. The subject is the provider's, exactly.
+			if u.OIDCSubject != "" && sub == u.OIDCSubject && strings.TrimRight(iss, "/") == strings.TrimRight(u.OIDCIssuer, "/") {
+				return true
+			}
+			continue
 		}
-		if strings.Contains(a, "@") && u.Email != "" && strings.EqualFold(a, u.Email) {
+		if u.Email != "" && strings.EqualFold(a, u.Email) {
 			return true
 		}
 	}
