@@ -208,7 +208,9 @@ func TestBrowser(t *testing.T) {
 	shot("03-login-sent")
 	link := mailLink(t, mailSrv, 1, loginLink)
 	// A first sign-in asks for the bus name, suggesting the address's.
-	step("open the link", chromedp.Navigate(link), h1Is("Choose your name"))
+	step("open the link", chromedp.Navigate(link), h1Is("Sign in to fmn"))
+	shot("03a-sign-in-button")
+	step("press sign in", chromedp.Click(chromedp.ID("link-action")), h1Is("Choose your name"))
 	if v, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("name"))); v != "jane" {
 		t.Fatalf("the name step suggests %q, want jane", v)
 	}
@@ -227,7 +229,8 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(".badge.unconfirmed")))
 	shot("06-destination-unconfirmed")
 	confirm := mailLink(t, mailSrv, 2, confirmLink)
-	step("confirm", chromedp.Navigate(confirm), h1Is("Destination confirmed"))
+	step("open the confirmation link", chromedp.Navigate(confirm), h1Is("Confirm this destination"))
+	step("confirm", chromedp.Click(chromedp.ID("link-action")), h1Is("Destination confirmed"))
 	step("confirmed", chromedp.Navigate(s.base+"/destinations"), chromedp.WaitVisible(chromedp.CSS(".badge.confirmed")))
 	shot("07-destination-confirmed")
 	step("test message", chromedp.Click(chromedp.CSS(`#destinations details summary`)),

@@ -88,7 +88,7 @@ func TestIRCAndPush(t *testing.T) {
 	if !confirmLink.MatchString(link) {
 		t.Fatalf("first push %+v carries no confirmation link", conf)
 	}
-	resp, err := http.Get(link)
+	resp, err := pressLink(link)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("open the pushed confirmation link: %v", err)
 	}

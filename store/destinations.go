@@ -101,6 +101,15 @@ func (s *Store) NewConfirmation(ctx context.Context, id int64) (code, owner stri
 	return code, owner, nil
 }
 
+// DestinationByCode returns the unconfirmed destination a live code was
+// issued for, changing nothing (the page a confirmation link opens shows
+// it); anything else is ErrNotFound.
+func (s *Store) DestinationByCode(ctx context.Context, code string) (Destination, error) {
+	d, err := scanDestination(s.Pool.QueryRow(ctx, `SELECT `+destinationCols+` FROM destinations
+		WHERE confirm_hash = $1 AND confirm_expires_at > now() AND confirmed_at IS NULL`, HashSecret(code)))
+	return d, translate(err, "find destination by code")
+}
+
 // ConfirmByCode confirms the destination a code was issued for (the mailed
 // link). A code works once and only until it expires.
 func (s *Store) ConfirmByCode(ctx context.Context, code string) (Destination, error) {

@@ -102,6 +102,15 @@ func (s *Store) NewLoginToken(ctx context.Context, linkID int64) (token, email s
 	return tok, email, nil
 }
 
+// LoginTokenLive reports whether a sign-in link would work, without
+// spending it (the page a mailed link opens asks this).
+func (s *Store) LoginTokenLive(ctx context.Context, token string) (bool, error) {
+	var live bool
+	err := s.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM login_links
+		WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now())`, HashSecret(token)).Scan(&live)
+	return live, translate(err, "check sign-in link")
+}
+
 // UseLoginToken spends a sign-in link. For an address with an account it
 // returns the user and a new session. For a first sign-in it creates no
 // user yet: it returns a sign-up secret instead, with which the person

@@ -92,7 +92,7 @@ func TestDestinationOffersExistingRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := body(t, s.get(c, "/confirm/"+code))
+	conf := body(t, s.openLink(c, "/confirm/"+code))
 	if !strings.Contains(conf, "Destination confirmed") || !strings.Contains(conf, tick) {
 		t.Fatalf("confirmation page without the offer:\n%s", conf)
 	}

@@ -19,7 +19,7 @@ func TestFirstSignInChoosesName(t *testing.T) {
 	s.signIn("taken@example.org") // holds the name "taken"
 
 	c := s.browser()
-	resp := s.get(c, "/login/"+s.loginToken(c, "jdoe@gmail.com"))
+	resp := s.openLink(c, "/login/"+s.loginToken(c, "jdoe@gmail.com"))
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/welcome" {
 		t.Fatalf("first sign-in: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -57,7 +57,7 @@ func TestFirstSignInChoosesName(t *testing.T) {
 	}
 	// The next sign-in from the address goes straight in.
 	again := s.browser()
-	resp = s.get(again, "/login/"+s.loginToken(again, "JDoe@gmail.com"))
+	resp = s.openLink(again, "/login/"+s.loginToken(again, "JDoe@gmail.com"))
 	if resp.Header.Get("Location") != "/" {
 		t.Fatalf("second sign-in: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -84,14 +85,35 @@ func (s *Server) requestLogin(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// useLoginLink is the mailed link: opening it signs in and goes home. A
-// first sign-in goes to the name step instead (welcome), with the sign-up
-// secret in a short-lived cookie of this browser.
+// loginLink is what opening a mailed sign-in link shows: a button that
+// POSTs to the same address (useLoginLink). Nothing is spent on GET.
+func (s *Server) loginLink(w http.ResponseWriter, r *http.Request) error {
+	token := chi.URLParam(r, "token")
+	live, err := s.Store.LoginTokenLive(r.Context(), token)
+	if err != nil {
+		return err
+	}
+	if !live {
+		s.loginLinkInvalid(w, r)
+		return nil
+	}
+	s.renderStatus(w, http.StatusOK, "link.html", linkPage{Page: s.base(r, "Sign in to fmn"),
+		Intro: "You asked for a link to sign in to fmn.", Action: "/login/" + url.PathEscape(token), Button: "Sign in"})
+	return nil
+}
+
+func (s *Server) loginLinkInvalid(w http.ResponseWriter, r *http.Request) {
+	s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Link not valid"),
+		Message: "This sign-in link is unknown, was used already, or has expired. Ask for a new one on the sign-in page."})
+}
+
+// useLoginLink is the sign-in link's button: it spends the link, signs in
+// and goes home. A first sign-in goes to the name step instead (welcome),
+// with the sign-up secret in a short-lived cookie of this browser.
 func (s *Server) useLoginLink(w http.ResponseWriter, r *http.Request) error {
 	_, sess, signup, err := s.Store.UseLoginToken(r.Context(), chi.URLParam(r, "token"))
 	if errors.Is(err, apperr.ErrNotFound) {
-		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Link not valid"),
-			Message: "This sign-in link is unknown, was used already, or has expired. Ask for a new one on the sign-in page."})
+		s.loginLinkInvalid(w, r)
 		return nil
 	}
 	if err != nil {

@@ -2,10 +2,12 @@ package web
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -48,7 +50,7 @@ func parsePages() (map[string]*template.Template, error) {
 		pages[path.Base(n)] = t
 	}
 	for _, want := range []string{"home.html", "error.html", "confirm.html", "login.html", "rules.html", "rule.html",
-		"destinations.html", "settings.html", "admin.html", "welcome.html", "notification.html"} {
+		"destinations.html", "settings.html", "admin.html", "welcome.html", "notification.html", "link.html"} {
 		if pages[want] == nil {
 			return nil, fmt.Errorf("page template %s is missing", want)
 		}
@@ -159,14 +161,45 @@ type confirmPage struct {
 	Card *destinationCard
 }
 
-// confirmPage confirms a destination from its mailed link. Opening the link
-// is the confirmation (the contract's word); the code is single-use and
-// expires, and it only ever enables mail to the very address it was sent to.
+// linkPage is the page a mailed link opens: one button that POSTs back to
+// the same address. Only the POST acts, so a mail scanner or a link
+// preview that fetches the link confirms and spends nothing; the POST is
+// same-site only (CrossOriginProtection), so no other site can press it.
+type linkPage struct {
+	Page
+	Intro, Address, Action, Button string
+}
+
+// confirmLink shows the confirmation link's button, or says the link does
+// not work. Nothing changes on GET.
+func (s *Server) confirmLink(w http.ResponseWriter, r *http.Request) error {
+	code := chi.URLParam(r, "code")
+	d, err := s.Store.DestinationByCode(r.Context(), code)
+	if errors.Is(err, apperr.ErrNotFound) {
+		s.confirmLinkInvalid(w, r)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.renderStatus(w, http.StatusOK, "link.html", linkPage{Page: s.base(r, "Confirm this destination"),
+		Intro: "Send fmn's notifications (" + d.Kind + ") to", Address: d.Address,
+		Action: "/confirm/" + url.PathEscape(code), Button: "Confirm"})
+	return nil
+}
+
+func (s *Server) confirmLinkInvalid(w http.ResponseWriter, r *http.Request) {
+	s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Link not valid"),
+		Message: "This confirmation link is unknown, was used already, or has expired. Add the destination again to get a new one."})
+}
+
+// confirmPage is the confirmation link's button: it confirms the
+// destination the code was issued for. The code is single-use and expires,
+// and it only ever enables delivery to the very address it was sent to.
 func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.Store.ConfirmByCode(r.Context(), chi.URLParam(r, "code"))
 	if err == apperr.ErrNotFound {
-		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Link not valid"),
-			Message: "This confirmation link is unknown, was used already, or has expired. Add the destination again to get a new one."})
+		s.confirmLinkInvalid(w, r)
 		return nil
 	}
 	if err != nil {
