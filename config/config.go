@@ -50,6 +50,23 @@ const (
 	// the bus but not yet stored (counted at about three times their raw
 	// size): at Fedora's rates that is hours of a stalled database.
 	DefaultBusBufferBytes = 256 << 20
+	// DefaultBusReconnectMax caps the wait between redials of a bus source
+	// (ZeroMQ endpoints and the AMQP broker), which starts at 100 ms and
+	// doubles: fedmsg's own consumers redial at most every second, so a
+	// restarted publisher is heard again within about a second.
+	DefaultBusReconnectMax = time.Second
+	// DefaultAMQPQueue is the durable queue fmn consumes from; the broker
+	// keeps its messages while fmn is down.
+	DefaultAMQPQueue = "fmn"
+	// DefaultAMQPBindings binds the queue to everything published on the
+	// topic exchange fedora-messaging uses.
+	DefaultAMQPBindings = "amq.topic:#"
+	// DefaultAMQPPrefetch is how many unacknowledged messages the broker
+	// may hand fmn at once: two of the ingester's batches (1,000 each), so
+	// one is received while the other is being stored. It also bounds the
+	// memory the AMQP source holds (RabbitMQ ignores a byte limit).
+	DefaultAMQPPrefetch = 2000
+
 	// DefaultOIDCUsernameClaim is the standard claim for a login name;
 	// Fedora's accounts put the FAS name there too.
 	DefaultOIDCUsernameClaim = "preferred_username"
@@ -78,6 +95,16 @@ type Config struct {
 	MaxMessageBytes int           // FMN_MAX_MESSAGE_BYTES
 	BusSilence      time.Duration // FMN_BUS_SILENCE; 0 = never redial a quiet endpoint
 	BusBufferBytes  int64         // FMN_BUS_BUFFER_BYTES
+	BusReconnectMax time.Duration // FMN_BUS_RECONNECT_MAX
+
+	// fedora-messaging: one AMQP broker, beside (or instead of) ZeroMQ.
+	AMQPURL      string        // FMN_AMQP_URL; empty = no AMQP source
+	AMQPQueue    string        // FMN_AMQP_QUEUE
+	AMQPBindings []AMQPBinding // FMN_AMQP_BINDINGS, exchange:routing-key pairs
+	AMQPPrefetch int           // FMN_AMQP_PREFETCH
+	AMQPCACert   string        // FMN_AMQP_CA_CERT (path); empty = the system's roots
+	AMQPCert     string        // FMN_AMQP_CERT (path): client certificate, SASL EXTERNAL
+	AMQPKey      string        // FMN_AMQP_KEY (path)
 
 	ValidateSignatures bool              // FMN_VALIDATE_SIGNATURES
 	CACert             string            // FMN_CA_CERT (path)
@@ -118,6 +145,13 @@ type Config struct {
 	OIDCScopes      []string      // FMN_OIDC_SCOPES: scopes asked for besides openid, profile and email
 	DistgitURL      string        // FMN_DISTGIT_URL: the Pagure instance of dist-git
 	DistgitRefresh  time.Duration // FMN_DISTGIT_REFRESH: how often everything followed is read again
+}
+
+// AMQPBinding binds the AMQP queue to an exchange with a routing key
+// (a topic pattern: * one word, # any number).
+type AMQPBinding struct {
+	Exchange   string
+	RoutingKey string
 }
 
 // Load reads the config file (if path is not empty) and then the environment
@@ -178,7 +212,9 @@ func readFile(path string) (map[string]string, error) {
 var known = map[string]bool{
 	"FMN_DATABASE_URL": true, "FMN_DATA_DIR": true, "FMN_LISTEN": true, "FMN_BASE_URL": true,
 	"FMN_BUS_ENDPOINTS": true, "FMN_BUS_TOPIC_PREFIX": true, "FMN_MAX_MESSAGE_BYTES": true,
-	"FMN_BUS_SILENCE": true, "FMN_BUS_BUFFER_BYTES": true,
+	"FMN_BUS_SILENCE": true, "FMN_BUS_BUFFER_BYTES": true, "FMN_BUS_RECONNECT_MAX": true,
+	"FMN_AMQP_URL": true, "FMN_AMQP_QUEUE": true, "FMN_AMQP_BINDINGS": true, "FMN_AMQP_PREFETCH": true,
+	"FMN_AMQP_CA_CERT": true, "FMN_AMQP_CERT": true, "FMN_AMQP_KEY": true,
 	"FMN_VALIDATE_SIGNATURES": true, "FMN_CA_CERT": true, "FMN_CRL": true,
 	"FMN_ROUTING_POLICY": true, "FMN_ROUTING_NITPICKY": true, "FMN_BUS_REPLAY": true,
 	"FMN_SMTP_URL": true, "FMN_MAIL_FROM": true, "FMN_IRC_URL": true, "FMN_IRC_NICK": true,
@@ -246,6 +282,11 @@ func parse(vals map[string]string) (Config, error) {
 		OIDCGroupsClaim:    get("FMN_OIDC_GROUPS_CLAIM", DefaultOIDCGroupsClaim),
 		OIDCScopes:         strings.FieldsFunc(get("FMN_OIDC_SCOPES", ""), func(r rune) bool { return r == ',' || r == ' ' }),
 		DistgitURL:         strings.TrimRight(get("FMN_DISTGIT_URL", DefaultDistgitURL), "/"),
+		AMQPURL:            get("FMN_AMQP_URL", ""),
+		AMQPQueue:          get("FMN_AMQP_QUEUE", DefaultAMQPQueue),
+		AMQPCACert:         get("FMN_AMQP_CA_CERT", ""),
+		AMQPCert:           get("FMN_AMQP_CERT", ""),
+		AMQPKey:            get("FMN_AMQP_KEY", ""),
 	}
 	if c.BaseURL == "" {
 		c.BaseURL = "http://" + c.Listen
@@ -270,6 +311,20 @@ func parse(vals map[string]string) (Config, error) {
 	errs = append(errs, c.parseSafety(get)...)
 	if c.DistgitRefresh, err = time.ParseDuration(get("FMN_DISTGIT_REFRESH", DefaultDistgitRefresh.String())); err != nil || c.DistgitRefresh < time.Minute {
 		errs = append(errs, fmt.Errorf("FMN_DISTGIT_REFRESH: want a duration of a minute or more, such as 24h"))
+	}
+	if c.BusReconnectMax, err = time.ParseDuration(get("FMN_BUS_RECONNECT_MAX", DefaultBusReconnectMax.String())); err != nil || c.BusReconnectMax < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("FMN_BUS_RECONNECT_MAX: want a duration of at least 100ms, such as 1s"))
+	}
+	if c.AMQPPrefetch, err = strconv.Atoi(get("FMN_AMQP_PREFETCH", strconv.Itoa(DefaultAMQPPrefetch))); err != nil || c.AMQPPrefetch < 1 || c.AMQPPrefetch > 65535 {
+		errs = append(errs, fmt.Errorf("FMN_AMQP_PREFETCH: want a whole number of messages from 1 to 65535"))
+	}
+	for _, pair := range splitList(get("FMN_AMQP_BINDINGS", DefaultAMQPBindings)) {
+		ex, key, ok := strings.Cut(pair, ":")
+		if !ok || ex == "" || key == "" {
+			errs = append(errs, fmt.Errorf("FMN_AMQP_BINDINGS: %q is not an exchange:routing-key pair", pair))
+			continue
+		}
+		c.AMQPBindings = append(c.AMQPBindings, AMQPBinding{Exchange: ex, RoutingKey: key})
 	}
 	for _, pair := range splitList(get("FMN_BUS_REPLAY", "")) {
 		pub, rep, ok := strings.Cut(pair, "=")
@@ -307,6 +362,7 @@ func (c Config) validate() []error {
 			errs = append(errs, fmt.Errorf("FMN_BUS_ENDPOINTS: %q: want tcp://host:port or ipc://path", ep))
 		}
 	}
+	errs = append(errs, c.validateAMQP()...)
 	if c.ValidateSignatures && c.CACert == "" {
 		errs = append(errs, errors.New("FMN_CA_CERT: required when FMN_VALIDATE_SIGNATURES is true"))
 	}
@@ -354,6 +410,40 @@ func (c Config) validate() []error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("FMN_LOG_LEVEL: %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errs
+}
+
+func (c Config) validateAMQP() []error {
+	var errs []error
+	if c.AMQPURL == "" {
+		if c.AMQPCert != "" || c.AMQPKey != "" || c.AMQPCACert != "" {
+			errs = append(errs, errors.New("FMN_AMQP_URL: required when FMN_AMQP_CERT, FMN_AMQP_KEY or FMN_AMQP_CA_CERT is set"))
+		}
+		return errs
+	}
+	u, err := url.Parse(c.AMQPURL)
+	if err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Hostname() == "" {
+		return append(errs, errors.New("FMN_AMQP_URL: want amqp://user:password@host:port/vhost or amqps://…"))
+	}
+	if (c.AMQPCert == "") != (c.AMQPKey == "") {
+		errs = append(errs, errors.New("FMN_AMQP_CERT and FMN_AMQP_KEY: give both or neither"))
+	}
+	if u.Scheme != "amqps" && (c.AMQPCert != "" || c.AMQPCACert != "") {
+		errs = append(errs, errors.New("FMN_AMQP_CERT and FMN_AMQP_CA_CERT need an amqps:// FMN_AMQP_URL"))
+	}
+	for _, f := range []struct{ name, path string }{{"FMN_AMQP_CA_CERT", c.AMQPCACert}, {"FMN_AMQP_CERT", c.AMQPCert}, {"FMN_AMQP_KEY", c.AMQPKey}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+			}
+		}
+	}
+	if c.AMQPQueue == "" || len(c.AMQPQueue) > 255 {
+		errs = append(errs, errors.New("FMN_AMQP_QUEUE: want a queue name of 1 to 255 bytes"))
+	}
+	if len(c.AMQPBindings) == 0 {
+		errs = append(errs, errors.New("FMN_AMQP_BINDINGS: want at least one exchange:routing-key pair"))
 	}
 	return errs
 }
@@ -407,7 +497,7 @@ func (c Config) LogValues() []any {
 		smtp = Redacted(c.SMTPURL)
 	}
 	return []any{"database", db, "listen", c.Listen, "base_url", c.BaseURL,
-		"bus_endpoints", c.BusEndpoints, "smtp", smtp, "irc", Redacted(c.IRCURL), "demo", c.Demo}
+		"bus_endpoints", c.BusEndpoints, "amqp", Redacted(c.AMQPURL), "smtp", smtp, "irc", Redacted(c.IRCURL), "demo", c.Demo}
 }
 
 // ircNickRE is RFC 2812's nick syntax, up to 30 characters.

@@ -33,6 +33,8 @@ type Ingester struct {
 	OnStored func(n int)
 	// Committed, when set, is called after each committed batch with its
 	// messages (stored or found already there), e.g. to measure latency.
+	// Messages from an AMQP broker are acknowledged just before, never
+	// earlier: a failed transaction leaves them with the broker.
 	Committed func(batch []Received)
 	// Replay, when set, fetches what a gap in an endpoint's seq_id
 	// stream lost (see sequence.go).
@@ -178,6 +180,9 @@ func (in *Ingester) store(ctx context.Context, p batchPlan) error {
 		if isDataError(err) {
 			in.Metrics.BusDropped.WithLabelValues("unstorable").Inc()
 			in.Log.Error("dropped a bus message the database refuses", "endpoint", r.Endpoint, "msg_id", r.Envelope.MsgID, "err", err)
+			// Settled like a stored one: a broker redelivering it would
+			// only be refused again.
+			settle([]Received{r})
 			continue
 		}
 		if err != nil {
@@ -253,6 +258,9 @@ func (in *Ingester) storeTx(ctx context.Context, p batchPlan) error {
 		return err
 	}
 	in.committed(p)
+	// Only now may a broker forget them: every message of the batch,
+	// repeats included, is stored.
+	settle(p.msgs)
 	in.Metrics.BusStored.Add(float64(stored))
 	in.Metrics.BusDuplicate.Add(float64(dup + len(p.msgs) - len(batch)))
 	in.Metrics.Matched.Add(float64(matched))

@@ -24,6 +24,8 @@ type Received struct {
 	Replayed   bool // fetched from the publisher's replay endpoint
 
 	meta *meta.Metadata // what the rules see, once extracted
+	hdr  *headerMeta    // fedora-messaging's headers, authoritative; nil on ZeroMQ
+	ack  ackRef         // the AMQP delivery to acknowledge once stored; none on ZeroMQ
 }
 
 // extract returns (computing once) the message's metadata, cleaned for
@@ -31,7 +33,11 @@ type Received struct {
 func (r *Received) extract() meta.Metadata {
 	if r.meta == nil {
 		e := r.Envelope
-		m := storableMeta(meta.Extract(e.Topic, e.Body, e.Username))
+		m := meta.Extract(e.Topic, e.Body, e.Username)
+		if r.hdr != nil {
+			m = r.hdr.overlay(m)
+		}
+		m = storableMeta(m)
 		r.meta = &m
 	}
 	return *r.meta
