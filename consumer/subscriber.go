@@ -54,12 +54,8 @@ type EndpointStatus struct {
 	LastError   string    `json:"last_error,omitempty"`
 }
 
-// Reconnect backoff: quick enough to pick up a restarted publisher within
-// seconds, slow enough not to hammer one that is down.
-const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 5 * time.Second
-)
+// minBackoff is the first wait before a source redials (see redial).
+const minBackoff = 100 * time.Millisecond
 
 // DefaultBacklogBytes is the memory the readers may fill while the
 // database is slower than the bus (see backlog).
@@ -84,6 +80,8 @@ type Subscriber struct {
 	Silence time.Duration
 	// BacklogBytes bounds what waits for the ingester (0: the default).
 	BacklogBytes int64
+	// ReconnectMax caps the redial backoff (0: DefaultReconnectMax).
+	ReconnectMax time.Duration
 	Metrics      *metrics.Metrics
 	Log          *slog.Logger
 
@@ -186,9 +184,9 @@ func (s *Subscriber) drop(ep, reason string, err error) {
 
 func (s *Subscriber) runEndpoint(ctx context.Context, ep string, q *backlog) {
 	log := s.Log.With("endpoint", ep)
-	backoff := minBackoff
+	sched := newRedial(minBackoff, s.ReconnectMax)
 	for ctx.Err() == nil {
-		err := s.session(ctx, ep, q, func() { backoff = minBackoff })
+		err := s.session(ctx, ep, q, sched.reset)
 		s.update(ep, func(st *EndpointStatus) {
 			st.Connected = false
 			if err != nil {
@@ -199,19 +197,21 @@ func (s *Subscriber) runEndpoint(ctx context.Context, ep string, q *backlog) {
 		if ctx.Err() != nil {
 			return
 		}
+		var wait time.Duration
 		if errors.Is(err, errSilent) {
+			// A quiet connection, not a failing one: redial at once.
 			log.Info("bus endpoint silent, reconnecting", "silence", s.Silence)
-			backoff = 0
+			sched.reset()
 		} else {
-			log.Debug("bus endpoint disconnected, will retry", "err", err, "backoff", backoff)
+			wait = sched.next()
+			log.Debug("bus endpoint disconnected, will retry", "err", err, "backoff", wait)
 		}
 		s.update(ep, func(st *EndpointStatus) { st.Reconnects++ })
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(max(backoff*2, minBackoff), maxBackoff)
 	}
 }
 

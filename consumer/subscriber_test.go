@@ -55,15 +55,18 @@ func TestSilenceWatchdog(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); sub.Run(ctx, out) }()
 	waitFor(t, 10*time.Second, "two silent reconnects", func() bool { return sub.Status()[0].Reconnects >= 2 })
-	waitFor(t, 10*time.Second, "a message after the reconnects", func() bool {
-		pub.Publish(map[string]any{"topic": "t.x", "msg": map[string]any{}}, true)
-		select {
-		case <-out:
-			return true
-		default:
-			return false
-		}
-	})
+	waitFor(t, 10*time.Second, "a message after the reconnects", func() bool { return heard(pub, out) })
 	cancel()
 	<-done
+}
+
+// heard publishes a message and reports whether one has arrived on out.
+func heard(p *Publisher, out <-chan Received) bool {
+	p.Publish(map[string]any{"topic": "t.x", "msg": map[string]any{}}, true)
+	select {
+	case <-out:
+		return true
+	default:
+		return false
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -171,6 +173,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	defer stopIngest()
 	bus, _ := errgroup.WithContext(busCtx)
 	var sub *consumer.Subscriber
+	var amqpSrc *consumer.AMQPSource
 	var ing *consumer.Ingester
 	if r.consume {
 		endpoints := cfg.BusEndpoints
@@ -181,8 +184,8 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 			}
 			endpoints = append(endpoints, pub)
 		}
-		if len(endpoints) == 0 {
-			log.Warn("no bus endpoints configured (FMN_BUS_ENDPOINTS): nothing will be consumed")
+		if len(endpoints) == 0 && cfg.AMQPURL == "" {
+			log.Warn("no bus configured (FMN_BUS_ENDPOINTS, FMN_AMQP_URL): nothing will be consumed")
 		}
 		verifier, replayer, err := busChecks(cfg, m, log)
 		if err != nil {
@@ -190,28 +193,41 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		}
 		sub = &consumer.Subscriber{Endpoints: endpoints, TopicPrefix: cfg.BusTopicPrefix,
 			MaxBytes: cfg.MaxMessageBytes, Verifier: verifier, Silence: cfg.BusSilence,
-			BacklogBytes: cfg.BusBufferBytes, Metrics: m, Log: log}
+			BacklogBytes: cfg.BusBufferBytes, ReconnectMax: cfg.BusReconnectMax, Metrics: m, Log: log}
+		sources := []consumer.Source{sub}
+		if cfg.AMQPURL != "" {
+			if amqpSrc, err = amqpSource(cfg, m, log); err != nil {
+				return err
+			}
+			sources = append(sources, amqpSrc)
+		}
 		ch := make(chan consumer.Received, 4096)
 		live := rules.NewLive(store.RuleSource{})
 		ing = &consumer.Ingester{Store: st, Rules: live,
 			Queue: delivery.Queue{Client: jobs}, Replay: replayer, Metrics: m, Log: log}
 		bus.Go(func() error { return st.FollowRules(busCtx, live, log) })
-		subDone := make(chan struct{})
-		bus.Go(func() error { defer close(subDone); return sub.Run(busCtx, ch) })
-		// The ingester outlives the subscribers by the time it takes to
-		// store what they already read: it stops on the closed channel,
-		// or when the shutdown's ingestGrace is over (stopIngest).
+		// Every source (ZeroMQ endpoints, the AMQP broker) feeds the one
+		// ingester; the channel closes when all of them have returned.
+		var srcs sync.WaitGroup
+		for _, src := range sources {
+			srcs.Add(1)
+			bus.Go(func() error { defer srcs.Done(); return src.Run(busCtx, ch) })
+		}
+		// The ingester outlives the sources by the time it takes to store
+		// what they already read (and so have the broker's messages
+		// acknowledged): it stops on the closed channel, or when the
+		// shutdown's ingestGrace is over (stopIngest).
 		bus.Go(func() error {
-			go func() { <-subDone; close(ch) }()
+			go func() { srcs.Wait(); close(ch) }()
 			err := ing.Run(ingCtx, ch)
-			// Whatever the subscribers still hand over after a deadline
-			// is dropped, so that they can finish.
+			// Whatever the sources still hand over after a deadline is
+			// dropped, so that they can finish.
 			left := 0
 			for range ch {
 				left++
 			}
 			if left > 0 {
-				log.Warn("shutdown: messages read from the bus were not stored in time; numbered streams replay them at the next start", "messages", left)
+				log.Warn("shutdown: messages read from the bus were not stored in time; numbered streams replay them and the broker redelivers them at the next start", "messages", left)
 			}
 			return err
 		})
@@ -236,7 +252,13 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 				OIDCUsernameClaim: cfg.OIDCUsernameClaim, OIDCGroupsClaim: cfg.OIDCGroupsClaim, OIDCScopes: cfg.OIDCScopes,
 				Admins: cfg.Admins}}
 		if sub != nil {
-			deps.Endpoints = sub.Status
+			deps.Endpoints = func() []consumer.EndpointStatus {
+				eps := sub.Status()
+				if amqpSrc != nil {
+					eps = append(eps, amqpSrc.Status()...)
+				}
+				return eps
+			}
 			deps.Ingesting = ing.Retrying
 		}
 		ws, err := web.New(deps)
@@ -307,6 +329,25 @@ func waitAtMost(d time.Duration, wait func() error, what string, log *slog.Logge
 	case <-time.After(d):
 		log.Warn("shutdown: gave up waiting", "for", what, "after", d)
 	}
+}
+
+// amqpSource builds the fedora-messaging source from FMN_AMQP_*.
+func amqpSource(cfg config.Config, m *metrics.Metrics, log *slog.Logger) (*consumer.AMQPSource, error) {
+	src := &consumer.AMQPSource{URL: cfg.AMQPURL, Queue: cfg.AMQPQueue, Prefetch: cfg.AMQPPrefetch,
+		MaxBytes: cfg.MaxMessageBytes, ReconnectMax: cfg.BusReconnectMax, DrainTimeout: ingestGrace, Metrics: m, Log: log}
+	for _, b := range cfg.AMQPBindings {
+		src.Bindings = append(src.Bindings, consumer.AMQPBinding{Exchange: b.Exchange, RoutingKey: b.RoutingKey})
+	}
+	if strings.HasPrefix(cfg.AMQPURL, "amqps://") {
+		conf, err := consumer.AMQPTLS(cfg.AMQPCACert, cfg.AMQPCert, cfg.AMQPKey)
+		if err != nil {
+			return nil, fmt.Errorf("FMN_AMQP_*: %w", err)
+		}
+		src.TLS, src.External = conf, cfg.AMQPCert != ""
+	}
+	log.Info("consuming fedora-messaging", "endpoint", src.Endpoint(), "bindings", cfg.AMQPBindings,
+		"prefetch", src.Prefetch, "sasl_external", src.External)
+	return src, nil
 }
 
 // busChecks builds the signature verifier (when FMN_VALIDATE_SIGNATURES is
