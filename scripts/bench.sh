@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/testpg.sh
 scripts/ensure-ngircd.sh
+scripts/ensure-rabbitmq.sh
 # The full output goes to stderr for reading; the bench: lines to stdout.
 out=$(mktemp)
 go test -run '^$' -bench . -benchmem -count=1 ./... >"$out" 2>&1 || { cat "$out" >&2; exit 1; }

@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 source scripts/testpg.sh
 scripts/ensure-chromium.sh
 scripts/ensure-ngircd.sh
+scripts/ensure-rabbitmq.sh
 go vet ./...
 go test -count=1 -timeout 14m "$@" ./...
