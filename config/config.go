@@ -9,6 +9,7 @@ package config
 import (
 	"bufio"
 	"errors"
+	"fmn"
 	"fmt"
 	"net"
 	"net/mail"
@@ -122,6 +123,13 @@ type Config struct {
 	VAPIDPrivateKey string // FMN_VAPID_PRIVATE_KEY
 	PushSubject     string // FMN_PUSH_SUBJECT: mailto: or https: contact for push services
 
+	// Matrix (issue 12): the homeserver and the bot's account, by access
+	// token or by user and password.
+	MatrixURL      string // FMN_MATRIX_URL: the homeserver's client-server API base
+	MatrixToken    string // FMN_MATRIX_TOKEN
+	MatrixUser     string // FMN_MATRIX_USER: @bot:server, with FMN_MATRIX_PASSWORD
+	MatrixPassword string // FMN_MATRIX_PASSWORD
+
 	Demo       bool    // FMN_DEMO: run a built-in bus replaying DemoCorpus
 	DemoCorpus string  // FMN_DEMO_CORPUS: a file or folder of envelopes
 	DemoRate   float64 // FMN_DEMO_RATE: messages per second
@@ -219,6 +227,7 @@ var known = map[string]bool{
 	"FMN_ROUTING_POLICY": true, "FMN_ROUTING_NITPICKY": true, "FMN_BUS_REPLAY": true,
 	"FMN_SMTP_URL": true, "FMN_MAIL_FROM": true, "FMN_IRC_URL": true, "FMN_IRC_NICK": true,
 	"FMN_VAPID_PUBLIC_KEY": true, "FMN_VAPID_PRIVATE_KEY": true, "FMN_PUSH_SUBJECT": true,
+	"FMN_MATRIX_URL": true, "FMN_MATRIX_TOKEN": true, "FMN_MATRIX_USER": true, "FMN_MATRIX_PASSWORD": true,
 	"FMN_DEMO": true, "FMN_DEMO_CORPUS": true, "FMN_DEMO_RATE": true,
 	"FMN_ADMINS": true, "FMN_LOG_LEVEL": true,
 	"FMN_OIDC_ISSUER": true, "FMN_OIDC_CLIENT_ID": true, "FMN_OIDC_CLIENT_SECRET": true, "FMN_OIDC_USERNAME_CLAIM": true,
@@ -271,6 +280,10 @@ func parse(vals map[string]string) (Config, error) {
 		VAPIDPublicKey:     get("FMN_VAPID_PUBLIC_KEY", ""),
 		VAPIDPrivateKey:    get("FMN_VAPID_PRIVATE_KEY", ""),
 		PushSubject:        get("FMN_PUSH_SUBJECT", ""),
+		MatrixURL:          strings.TrimRight(get("FMN_MATRIX_URL", ""), "/"),
+		MatrixToken:        get("FMN_MATRIX_TOKEN", ""),
+		MatrixUser:         get("FMN_MATRIX_USER", ""),
+		MatrixPassword:     get("FMN_MATRIX_PASSWORD", ""),
 		Demo:               getBool("FMN_DEMO"),
 		DemoCorpus:         get("FMN_DEMO_CORPUS", filepath.Join("testdata", "fedmsg-meta.jsonl")),
 		Admins:             splitList(get("FMN_ADMINS", "")),
@@ -382,6 +395,7 @@ func (c Config) validate() []error {
 	if c.IRCURL != "" && !ircNickRE.MatchString(c.IRCNick) {
 		errs = append(errs, fmt.Errorf("FMN_IRC_NICK: %q is not an IRC nick", c.IRCNick))
 	}
+	errs = append(errs, c.validateMatrix()...)
 	if (c.VAPIDPublicKey == "") != (c.VAPIDPrivateKey == "") {
 		errs = append(errs, errors.New("FMN_VAPID_PUBLIC_KEY and FMN_VAPID_PRIVATE_KEY: give both or neither"))
 	}
@@ -497,7 +511,7 @@ func (c Config) LogValues() []any {
 		smtp = Redacted(c.SMTPURL)
 	}
 	return []any{"database", db, "listen", c.Listen, "base_url", c.BaseURL,
-		"bus_endpoints", c.BusEndpoints, "amqp", Redacted(c.AMQPURL), "smtp", smtp, "irc", Redacted(c.IRCURL), "demo", c.Demo}
+		"bus_endpoints", c.BusEndpoints, "amqp", Redacted(c.AMQPURL), "smtp", smtp, "irc", Redacted(c.IRCURL), "matrix", c.MatrixURL, "demo", c.Demo}
 }
 
 // ircNickRE is RFC 2812's nick syntax, up to 30 characters.
@@ -511,4 +525,27 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// validateMatrix: a homeserver URL, and exactly one way to sign in.
+func (c Config) validateMatrix() []error {
+	if c.MatrixURL == "" {
+		if c.MatrixToken != "" || c.MatrixUser != "" || c.MatrixPassword != "" {
+			return []error{errors.New("FMN_MATRIX_TOKEN, FMN_MATRIX_USER and FMN_MATRIX_PASSWORD need FMN_MATRIX_URL")}
+		}
+		return nil
+	}
+	var errs []error
+	if u, err := url.Parse(c.MatrixURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		errs = append(errs, errors.New("FMN_MATRIX_URL: want the homeserver's https:// URL, like https://matrix.example.org"))
+	}
+	switch {
+	case c.MatrixToken != "" && (c.MatrixUser != "" || c.MatrixPassword != ""):
+		errs = append(errs, errors.New("FMN_MATRIX_TOKEN: give a token or FMN_MATRIX_USER and FMN_MATRIX_PASSWORD, not both"))
+	case c.MatrixToken == "" && (c.MatrixUser == "" || c.MatrixPassword == ""):
+		errs = append(errs, errors.New("FMN_MATRIX_URL: give FMN_MATRIX_TOKEN, or FMN_MATRIX_USER and FMN_MATRIX_PASSWORD"))
+	case c.MatrixUser != "" && !fmn.ValidMatrixID(c.MatrixUser):
+		errs = append(errs, fmt.Errorf("FMN_MATRIX_USER: %q is not a Matrix user ID like @fmn:example.org", c.MatrixUser))
+	}
+	return errs
 }

@@ -128,7 +128,7 @@ func TestDedupe(t *testing.T) {
 		t.Fatalf("%d messages and %d notifications, want %d of each", msgs, notes, n)
 	}
 	var jobs int64
-	st.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'email_notification'`).Scan(&jobs)
+	st.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'notify' AND queue = 'email'`).Scan(&jobs)
 	if jobs != n {
 		t.Fatalf("%d delivery jobs, want %d", jobs, n)
 	}

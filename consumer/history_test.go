@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"fmn"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -48,11 +49,11 @@ func TestRuleWithoutDestinationFillsHistory(t *testing.T) {
 	if n.Status != "recorded" || n.DestinationID != 0 || n.RuleID == nil || *n.RuleID != rule.ID || n.RuleName != "tests" {
 		t.Fatalf("history-only notification: %+v", n)
 	}
-	if n.Hit == nil || *n.Hit != (store.Hit{Field: "topics", Entry: "org.fedoraproject.*.test.*"}) {
+	if n.Hit == nil || *n.Hit != (fmn.Hit{Field: "topics", Entry: "org.fedoraproject.*.test.*"}) {
 		t.Fatalf("hit %+v, want the topic entry", n.Hit)
 	}
 	var jobs int
-	if err := st.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind <> 'email_confirm'`).Scan(&jobs); err != nil {
+	if err := st.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind <> 'confirm'`).Scan(&jobs); err != nil {
 		t.Fatal(err)
 	}
 	if jobs != 0 {
@@ -60,7 +61,7 @@ func TestRuleWithoutDestinationFillsHistory(t *testing.T) {
 	}
 
 	// An unconfirmed destination cannot receive yet: still history only.
-	var dest store.Destination
+	var dest fmn.Destination
 	err = st.InTx(ctx, func(tx pgx.Tx) error {
 		var err error
 		dest, err = store.CreateDestination(ctx, tx, u.ID, "email", "alice@example.org")
@@ -94,7 +95,7 @@ func TestRuleWithoutDestinationFillsHistory(t *testing.T) {
 	if len(ns) != 3 || ns[1].Status != "recorded" || ns[0].Status != "pending" || ns[0].DestinationID != dest.ID {
 		t.Fatalf("after a destination was attached and confirmed: %+v", ns)
 	}
-	if err := st.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'email_notification'`).Scan(&jobs); err != nil {
+	if err := st.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'notify'`).Scan(&jobs); err != nil {
 		t.Fatal(err)
 	}
 	if jobs != 1 {

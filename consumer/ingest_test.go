@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"fmn"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -18,11 +19,11 @@ var quiet = slog.New(slog.DiscardHandler)
 
 func newIngester(t *testing.T, st *store.Store, rp Replayer) *Ingester {
 	t.Helper()
-	jobs, err := delivery.NewClient(st.Pool, delivery.Workers{Email: &delivery.EmailWorker{}, Confirm: &delivery.ConfirmWorker{}}, false, quiet)
+	jobs, err := delivery.NewClient(st.Pool, delivery.Jobs{Log: quiet}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Ingester{Store: st, Rules: rules.NewLive(store.RuleSource{}), Queue: delivery.Queue{Client: jobs},
+	return &Ingester{Store: st, Rules: rules.NewLive(store.RuleSource{}), Queue: delivery.NewQueue(jobs, []delivery.Route{{Kind: fmn.KindEmail, Attempts: 12}}),
 		Replay: rp, Metrics: metrics.New(), Log: quiet}
 }
 

@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"encoding/json"
+	"fmn"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,12 +55,12 @@ func TestRuleEditsWhileMessagesFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	jobs, err := delivery.NewClient(st.Pool, delivery.Workers{Email: &delivery.EmailWorker{}, Confirm: &delivery.ConfirmWorker{}}, false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	jobs, err := delivery.NewClient(st.Pool, delivery.Jobs{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	live := rules.NewLive(store.RuleSource{})
-	ing := &consumer.Ingester{Store: st, Rules: live, Queue: delivery.Queue{Client: jobs},
+	ing := &consumer.Ingester{Store: st, Rules: live, Queue: delivery.NewQueue(jobs, []delivery.Route{{Kind: fmn.KindEmail, Attempts: 12}}),
 		Metrics: metrics.New(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 
 	const edits, ingesters = 20, 2

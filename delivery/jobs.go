@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,68 +12,43 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"fmn"
 	"fmn/store"
 )
 
-// EmailArgs is the job that mails one notification.
-type EmailArgs struct {
-	NotificationID int64 `json:"notification_id"`
-}
+// Rescue: River gives a job left running by a killed process back to the
+// queue once it has been running this long past its start, and its own
+// timeout has passed too (so a channel with a longer timeout waits for
+// it); River's rescuer looks every 30 s. Unset, River would wait an hour
+// more than the job timeout: that was the 62-minute stranding. With every
+// route's Timeout at 2 minutes at most, a killed process's work resumes
+// within RescueBound.
+const (
+	Rescue      = 75 * time.Second
+	RescueBound = 3 * time.Minute
+)
 
-// Kind implements river.JobArgs.
-func (EmailArgs) Kind() string { return "email_notification" }
-
-// InsertOpts puts mail on its own queue so that an outage of another channel
-// never holds it back. Twelve attempts with EmailWorker's backoff (30 s
-// doubling, capped at 2 h) span about nine hours: see Sender.nextRetry.
-func (EmailArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: ChannelEmail, MaxAttempts: 12}
-}
-
-// ConfirmArgs is the job that mails a destination its confirmation link.
-type ConfirmArgs struct {
-	DestinationID int64 `json:"destination_id"`
-}
-
-// Kind implements river.JobArgs.
-func (ConfirmArgs) Kind() string { return "email_confirm" }
-
-// InsertOpts: a confirmation is wanted now or not at all; a few quick tries.
-func (ConfirmArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: ChannelEmail, MaxAttempts: 5}
-}
-
-// RetryPolicy backs off exponentially from 10 s, doubling to a cap of two
-// hours, with River's jitter left out so tests can reason about it: a
-// flapping SMTP server is retried quickly, a dead one is not hammered.
-type RetryPolicy struct{}
-
-// NextRetry implements river.ClientRetryPolicy.
-func (RetryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
-	d := 10 * time.Second << min(job.Attempt-1, 10)
-	return time.Now().Add(min(d, 2*time.Hour))
-}
+// jobTimeout is River's default for the jobs that name no route (sign-in
+// links, digests, tests); Rescue is just above it.
+const jobTimeout = time.Minute
 
 // Queue inserts delivery jobs; it is what the consumer calls inside its
 // transaction.
 type Queue struct {
 	Client *river.Client[pgx.Tx]
+	// Attempts per channel (from the routes); a channel not listed gets
+	// no job: with no sender built it can have no confirmed destination.
+	Attempts map[fmn.Kind]int
 }
 
-// Enqueue implements consumer.Enqueuer.
+// Enqueue implements consumer.Enqueuer: one NotifyArgs job per
+// notification, on its channel's queue.
 func (q Queue) Enqueue(ctx context.Context, tx pgx.Tx, ns []store.NewNotification) error {
 	params := make([]river.InsertManyParams, 0, len(ns))
 	for _, n := range ns {
-		switch n.Kind {
-		case ChannelEmail:
-			params = append(params, river.InsertManyParams{Args: EmailArgs{NotificationID: n.ID}})
-		case ChannelIRC:
-			params = append(params, river.InsertManyParams{Args: IRCArgs{NotificationID: n.ID}})
-		case ChannelPush:
-			params = append(params, river.InsertManyParams{Args: PushArgs{NotificationID: n.ID}})
-		default:
-			// A channel whose sender is not built cannot have confirmed
-			// destinations; keep the row, queue nothing.
+		if a, ok := q.Attempts[n.Kind]; ok {
+			params = append(params, river.InsertManyParams{Args: NotifyArgs{NotificationID: n.ID},
+				InsertOpts: &river.InsertOpts{Queue: string(n.Kind), MaxAttempts: a}})
 		}
 	}
 	if len(params) == 0 {
@@ -86,81 +60,94 @@ func (q Queue) Enqueue(ctx context.Context, tx pgx.Tx, ns []store.NewNotificatio
 	return nil
 }
 
-// ConfirmJob is the job that sends a new destination of kind its
-// confirmation, through that very channel.
-func ConfirmJob(kind string, destinationID int64) river.JobArgs {
-	switch kind {
-	case ChannelIRC:
-		return IRCConfirmArgs{DestinationID: destinationID}
-	case ChannelPush:
-		return PushConfirmArgs{DestinationID: destinationID}
-	}
-	return ConfirmArgs{DestinationID: destinationID}
+// ConfirmLimits bound confirmations per channel (see store.ConfirmLimit):
+// three to one address a day by email, an hour elsewhere; five asked by
+// one user an hour; on IRC and Matrix thirty a minute in all, so the bot
+// never floods itself off the network, sixty for push.
+var ConfirmLimits = map[fmn.Kind]store.ConfirmLimit{
+	fmn.KindEmail:  {PerAddress: 3, Window: 24 * time.Hour, PerUser: 5},
+	fmn.KindIRC:    {PerAddress: 3, Window: time.Hour, PerUser: 5, PerMinute: 30},
+	fmn.KindMatrix: {PerAddress: 3, Window: time.Hour, PerUser: 5, PerMinute: 30},
+	fmn.KindPush:   {PerAddress: 3, Window: time.Hour, PerUser: 5, PerMinute: 60},
 }
 
-// IRCQueueConfig: IRC jobs mostly wait for their turn in the bot's paced
-// queues; many in flight let a burst fold into one "N more" line.
-var IRCQueueConfig = river.QueueConfig{MaxWorkers: 200}
+// Confirm queues the confirmation of destination d in tx, within the
+// channel's ConfirmLimits: past them it returns apperr.ErrRateLimited and
+// queues nothing. This is the one way a confirmation is asked for.
+func (q Queue) Confirm(ctx context.Context, tx pgx.Tx, d fmn.Destination) error {
+	if err := store.RecordConfirmSend(ctx, tx, d.UserID, d.Kind, fmn.AddressKey(d.Kind, d.Address), ConfirmLimits[d.Kind], time.Now()); err != nil {
+		return err
+	}
+	_, err := q.Client.InsertTx(ctx, tx, ConfirmArgs{DestinationID: d.ID},
+		&river.InsertOpts{Queue: string(d.Kind), MaxAttempts: confirmAttempts})
+	if err != nil {
+		return fmt.Errorf("queue confirmation: %w", err)
+	}
+	return nil
+}
 
-// Workers bundles what the job workers need. IRC and Push may be nil: their
-// kinds are still registered (so any role can insert them) but their queues
-// are worked only where the channel is set up.
-type Workers struct {
-	Email      *EmailWorker
-	Confirm    *ConfirmWorker
-	Login      *LoginWorker
-	Test       *TestSendWorker
-	Digest     *DigestWorker
-	DigestTick *DigestTickWorker
+// NewQueue is the Queue of the routes.
+func NewQueue(c *river.Client[pgx.Tx], routes []Route) Queue {
+	q := Queue{Client: c, Attempts: map[fmn.Kind]int{}}
+	for _, r := range routes {
+		q.Attempts[r.Kind] = r.Attempts
+	}
+	return q
+}
 
-	IRC         *IRCWorker
-	IRCConfirm  *IRCConfirmWorker
-	Push        *PushWorker
-	PushConfirm *PushConfirmWorker
+// Jobs is what the River client is built from.
+type Jobs struct {
+	Deliverer *Deliverer
+	Routes    []Route
+	// Register adds the channels' own job kinds (email's sign-in links,
+	// tests and digests).
+	Register []func(*river.Workers)
+	// Periodic jobs, run by River's elected leader only.
+	Periodic []*river.PeriodicJob
+	Log      *slog.Logger
+}
+
+// RetryPolicy backs off from 10 s, doubling to two hours, for the jobs
+// whose worker has no backoff of its own.
+type RetryPolicy struct{}
+
+// NextRetry implements river.ClientRetryPolicy.
+func (RetryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	return Route{Backoff: 10 * time.Second, MaxBackoff: 2 * time.Hour}.NextRetry(job.Attempt)
 }
 
 // NewClient builds the River client. With work false it only inserts jobs
-// (the consume and web roles); with work true it also works every channel's
-// queue.
-func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*river.Client[pgx.Tx], error) {
+// (the consume and web roles); with work true it also works every route's
+// queue (but a Later one's).
+func NewClient(pool *pgxpool.Pool, j Jobs, work bool) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
-	river.AddWorker(workers, w.Email)
-	river.AddWorker(workers, w.Confirm)
-	river.AddWorker(workers, w.Digest)
-	river.AddWorker(workers, w.DigestTick)
-	river.AddWorker(workers, w.Login)
-	river.AddWorker(workers, w.Test)
-	river.AddWorker(workers, cmp.Or(w.IRC, &IRCWorker{}))
-	river.AddWorker(workers, cmp.Or(w.IRCConfirm, &IRCConfirmWorker{}))
-	river.AddWorker(workers, cmp.Or(w.Push, &PushWorker{}))
-	river.AddWorker(workers, cmp.Or(w.PushConfirm, &PushConfirmWorker{}))
+	dl := j.Deliverer
+	if dl == nil {
+		dl = NewDeliverer(nil, nil, j.Log)
+	}
+	river.AddWorker(workers, NotifyWorker{Deliverer: dl})
+	river.AddWorker(workers, ConfirmWorker{Deliverer: dl})
+	for _, reg := range j.Register {
+		reg(workers)
+	}
 	cfg := &river.Config{
-		Workers:     workers,
-		Logger:      log,
-		RetryPolicy: RetryPolicy{},
-		JobTimeout:  2 * time.Minute,
+		Workers:              workers,
+		Logger:               j.Log,
+		RetryPolicy:          RetryPolicy{},
+		JobTimeout:           jobTimeout,
+		RescueStuckJobsAfter: Rescue,
 	}
 	if work {
-		cfg.Queues = map[string]river.QueueConfig{
-			// Workers mostly wait on the SMTP pool and the database; 50
-			// keep a small SMTP pool busy (River fetches at most this many
-			// jobs per fetch).
-			ChannelEmail: {MaxWorkers: 50},
+		cfg.Queues = map[string]river.QueueConfig{}
+		for _, r := range j.Routes {
+			if !r.Later {
+				cfg.Queues[string(r.Kind)] = river.QueueConfig{MaxWorkers: r.Workers}
+			}
 		}
-		// Digests are checked only where their worker is wired (a client
-		// built for one channel's tests has none).
-		if w.DigestTick != nil && w.DigestTick.Sender != nil {
-			cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(DigestTickEvery),
-				func() (river.JobArgs, *river.InsertOpts) { return DigestTickArgs{}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}))
+		if len(cfg.Queues) == 0 {
+			cfg.Queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: 1}
 		}
-		// A bot with a Lock adds its queue when it takes the lock.
-		if w.IRC != nil && w.IRC.Bot != nil && w.IRC.Bot.Lock == nil {
-			cfg.Queues[ChannelIRC] = IRCQueueConfig
-		}
-		if w.Push != nil && w.Push.Pusher != nil {
-			cfg.Queues[ChannelPush] = river.QueueConfig{MaxWorkers: 20}
-		}
+		cfg.PeriodicJobs = j.Periodic
 		cfg.FetchCooldown = 20 * time.Millisecond
 		cfg.FetchPollInterval = 500 * time.Millisecond
 	}
@@ -170,3 +157,7 @@ func NewClient(pool *pgxpool.Pool, w Workers, work bool, log *slog.Logger) (*riv
 	}
 	return c, nil
 }
+
+// QueueConfig is the River queue of a route, for a Later route's holder
+// to add.
+func (r Route) QueueConfig() river.QueueConfig { return river.QueueConfig{MaxWorkers: r.Workers} }

@@ -16,7 +16,7 @@ import (
 	"github.com/oauth2-proxy/mockoidc"
 
 	"fmn/consumer"
-	"fmn/delivery/smtptest"
+	"fmn/delivery/email/smtptest"
 )
 
 // chromium finds Debian's browser; scripts/ensure-chromium.sh installs it.

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"fmn/consumer"
-	"fmn/delivery/smtptest"
+	"fmn/delivery/email/smtptest"
 	"fmn/rules"
 	"fmn/store/storetest"
 )

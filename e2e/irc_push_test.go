@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"fmn/consumer"
-	"fmn/delivery/irctest"
-	"fmn/delivery/pushtest"
+	"fmn/delivery/irc/irctest"
+	"fmn/delivery/push/pushtest"
 	"fmn/rules"
 )
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"fmn"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,25 +17,11 @@ import (
 // useless.
 const ConfirmTTL = 48 * time.Hour
 
-// Destination is where a user receives notifications.
-type Destination struct {
-	ID            int64           `json:"id"`
-	UserID        int64           `json:"-"`
-	Kind          string          `json:"kind"`
-	Address       string          `json:"address"`
-	Enabled       bool            `json:"enabled"`
-	Delivery      json.RawMessage `json:"delivery"`
-	MutedUntil    *time.Time      `json:"muted_until"`
-	Confirmed     bool            `json:"confirmed"`
-	FailingReason string          `json:"failing_reason,omitempty"`
-	CreatedAt     time.Time       `json:"created_at"`
-}
-
 const destinationCols = `id, user_id, kind, address, enabled, delivery, muted_until,
 	confirmed_at IS NOT NULL, coalesce(failing_reason, ''), created_at`
 
-func scanDestination(row pgx.Row) (Destination, error) {
-	var d Destination
+func scanDestination(row pgx.Row) (fmn.Destination, error) {
+	var d fmn.Destination
 	err := row.Scan(&d.ID, &d.UserID, &d.Kind, &d.Address, &d.Enabled, &d.Delivery,
 		&d.MutedUntil, &d.Confirmed, &d.FailingReason, &d.CreatedAt)
 	return d, err
@@ -42,7 +29,7 @@ func scanDestination(row pgx.Row) (Destination, error) {
 
 // CreateDestination inserts an unconfirmed destination inside tx, so that the
 // caller can commit it together with the job that sends its confirmation.
-func CreateDestination(ctx context.Context, tx pgx.Tx, userID int64, kind, address string) (Destination, error) {
+func CreateDestination(ctx context.Context, tx pgx.Tx, userID int64, kind fmn.Kind, address string) (fmn.Destination, error) {
 	d, err := scanDestination(tx.QueryRow(ctx, `
 		INSERT INTO destinations (user_id, kind, address) VALUES ($1, $2, $3)
 		RETURNING `+destinationCols, userID, kind, address))
@@ -57,24 +44,24 @@ func CheckDestinationQuota(ctx context.Context, tx pgx.Tx, userID int64, max int
 }
 
 // ListDestinations returns a user's destinations, oldest first.
-func (s *Store) ListDestinations(ctx context.Context, userID int64) ([]Destination, error) {
+func (s *Store) ListDestinations(ctx context.Context, userID int64) ([]fmn.Destination, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT `+destinationCols+` FROM destinations WHERE user_id = $1 ORDER BY id`, userID)
 	if err != nil {
 		return nil, translate(err, "list destinations")
 	}
-	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Destination, error) { return scanDestination(r) })
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fmn.Destination, error) { return scanDestination(r) })
 	return ds, translate(err, "list destinations")
 }
 
 // GetDestination returns one of a user's destinations; another user's is
 // ErrNotFound.
-func (s *Store) GetDestination(ctx context.Context, userID, id int64) (Destination, error) {
+func (s *Store) GetDestination(ctx context.Context, userID, id int64) (fmn.Destination, error) {
 	d, err := scanDestination(s.Pool.QueryRow(ctx, `SELECT `+destinationCols+` FROM destinations WHERE id = $1 AND user_id = $2`, id, userID))
 	return d, translate(err, "get destination")
 }
 
 // DestinationByID returns a destination whoever owns it, for workers.
-func (s *Store) DestinationByID(ctx context.Context, id int64) (Destination, error) {
+func (s *Store) DestinationByID(ctx context.Context, id int64) (fmn.Destination, error) {
 	d, err := scanDestination(s.Pool.QueryRow(ctx, `SELECT `+destinationCols+` FROM destinations WHERE id = $1`, id))
 	return d, translate(err, "get destination")
 }
@@ -112,7 +99,7 @@ func (s *Store) DestinationByCode(ctx context.Context, code string) (Destination
 
 // ConfirmByCode confirms the destination a code was issued for (the mailed
 // link). A code works once and only until it expires.
-func (s *Store) ConfirmByCode(ctx context.Context, code string) (Destination, error) {
+func (s *Store) ConfirmByCode(ctx context.Context, code string) (fmn.Destination, error) {
 	d, err := scanDestination(s.Pool.QueryRow(ctx, `
 		UPDATE destinations SET confirmed_at = now(), confirm_hash = NULL, confirm_expires_at = NULL
 		WHERE confirm_hash = $1 AND confirm_expires_at > now() AND confirmed_at IS NULL
@@ -122,8 +109,8 @@ func (s *Store) ConfirmByCode(ctx context.Context, code string) (Destination, er
 
 // ConfirmDestination confirms one of a user's destinations with its code (the
 // API path). A wrong code and an unknown destination look the same.
-func (s *Store) ConfirmDestination(ctx context.Context, userID, id int64, code string) (Destination, error) {
-	var d Destination
+func (s *Store) ConfirmDestination(ctx context.Context, userID, id int64, code string) (fmn.Destination, error) {
+	var d fmn.Destination
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
 		var hash []byte
 		err := tx.QueryRow(ctx, `SELECT confirm_hash FROM destinations
@@ -156,7 +143,7 @@ type DestinationPatch struct {
 }
 
 // UpdateDestination applies a patch to one of a user's destinations.
-func (s *Store) UpdateDestination(ctx context.Context, userID, id int64, p DestinationPatch) (Destination, error) {
+func (s *Store) UpdateDestination(ctx context.Context, userID, id int64, p DestinationPatch) (fmn.Destination, error) {
 	var muteSet bool
 	var mute *time.Time
 	if p.MutedUntil != nil {
@@ -184,4 +171,14 @@ func (s *Store) UpdateDestination(ctx context.Context, userID, id int64, p Desti
 func (s *Store) SetDestinationFailing(ctx context.Context, id int64, reason string) error {
 	_, err := s.Pool.Exec(ctx, `UPDATE destinations SET failing_reason = nullif($2, '') WHERE id = $1`, id, reason)
 	return translate(err, "mark destination failing")
+}
+
+// DisableDestination turns a destination off and returns it. A reason (a
+// push subscription the push service says is gone) is shown to its owner;
+// "" (a one-click unsubscribe) leaves the shown reason as it was.
+func (s *Store) DisableDestination(ctx context.Context, id int64, reason string) (fmn.Destination, error) {
+	d, err := scanDestination(s.Pool.QueryRow(ctx, `UPDATE destinations SET enabled = false,
+		failing_reason = coalesce(nullif($2, ''), failing_reason) WHERE id = $1
+		RETURNING `+destinationCols, id, reason))
+	return d, translate(err, "disable destination")
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmn"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,30 +19,10 @@ type NewMessage struct {
 	Envelope []byte // the envelope JSON as received
 }
 
-// Message is a stored message as users see it.
-type Message struct {
-	ID         int64      `json:"id"`
-	MsgID      string     `json:"msg_id"`
-	Topic      string     `json:"topic"`
-	App        string     `json:"app"`
-	Agent      string     `json:"agent"`
-	Usernames  []string   `json:"usernames"`
-	Packages   []string   `json:"packages"`
-	Groups     []string   `json:"groups"`
-	Containers []string   `json:"containers"`
-	Modules    []string   `json:"modules"`
-	Flatpaks   []string   `json:"flatpaks"`
-	Summary    string     `json:"summary"`
-	Link       string     `json:"link"`
-	Severity   string     `json:"severity,omitempty"`
-	SentAt     *time.Time `json:"sent_at"`
-	ReceivedAt time.Time  `json:"received_at"`
-}
-
 const messageCols = `m.id, m.msg_id, m.topic, m.app, m.agent, m.usernames, m.packages, m.groups, m.containers, m.modules, m.flatpaks, m.summary, m.link, m.severity, m.sent_at, m.received_at`
 
-func scanMessage(row pgx.Row) (Message, error) {
-	var m Message
+func scanMessage(row pgx.Row) (fmn.Message, error) {
+	var m fmn.Message
 	err := row.Scan(&m.ID, &m.MsgID, &m.Topic, &m.App, &m.Agent, &m.Usernames, &m.Packages, &m.Groups, &m.Containers, &m.Modules, &m.Flatpaks,
 		&m.Summary, &m.Link, &m.Severity, &m.SentAt, &m.ReceivedAt)
 	return m, err
@@ -77,13 +58,13 @@ func InsertMessages(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]int64,
 
 // RecentMessages returns the newest stored messages, newest first; beforeID
 // > 0 pages back from there.
-func (s *Store) RecentMessages(ctx context.Context, limit int, beforeID int64) ([]Message, error) {
+func (s *Store) RecentMessages(ctx context.Context, limit int, beforeID int64) ([]fmn.Message, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT `+messageCols+` FROM messages m
 		WHERE $2 = 0 OR m.id < $2 ORDER BY m.id DESC LIMIT $1`, limit, beforeID)
 	if err != nil {
 		return nil, translate(err, "list messages")
 	}
-	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fmn.Message, error) { return scanMessage(r) })
 	return ms, translate(err, "list messages")
 }
 

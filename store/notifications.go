@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmn"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,37 +15,13 @@ import (
 type NewNotification struct {
 	ID            int64
 	DestinationID int64
-	Kind          string
+	Kind          fmn.Kind
 }
 
 // InsertNotifications records the matches of one stored message in tx
 // (see InsertNotificationBatch).
 func InsertNotifications(ctx context.Context, tx pgx.Tx, messageID int64, ms []rules.Match) ([]NewNotification, error) {
 	return InsertNotificationBatch(ctx, tx, []MessageMatches{{MessageID: messageID, Matches: ms}})
-}
-
-// Notification is a notification as its owner sees it in the history.
-type Notification struct {
-	ID        int64      `json:"id"`
-	Status    string     `json:"status"`
-	Error     string     `json:"error,omitempty"`
-	CreatedAt time.Time  `json:"created_at"`
-	SentAt    *time.Time `json:"sent_at"`
-	// DestinationID is 0 (and left out of JSON) for a notification kept in
-	// the history only (status "recorded": its rule had no destination that
-	// could receive) or whose destination was deleted since.
-	DestinationID int64   `json:"destination_id,omitempty"`
-	RuleID        *int64  `json:"rule_id"`
-	RuleName      string  `json:"rule_name,omitempty"`
-	Hit           *Hit    `json:"matched,omitempty"`
-	Message       Message `json:"message"`
-}
-
-// Hit is the rule entry that made a notification (rules.Hit), as the API
-// shows it: {"field": "packages", "entry": "python-*"}.
-type Hit struct {
-	Field string `json:"field"`
-	Entry string `json:"entry,omitempty"`
 }
 
 const notificationCols = `n.id, n.status, coalesce(n.error, ''), n.created_at, n.sent_at, coalesce(n.destination_id, 0), n.rule_id,
@@ -55,67 +32,97 @@ const notificationCols = `n.id, n.status, coalesce(n.error, ''), n.created_at, n
 const notificationFrom = ` FROM notifications n JOIN messages m ON m.id = n.message_id LEFT JOIN rules r ON r.id = n.rule_id `
 
 // notificationDests lists the scan targets for notificationCols.
-func notificationDests(n *Notification) []any {
+func notificationDests(n *fmn.Notification) []any {
 	m := &n.Message
 	return []any{&n.ID, &n.Status, &n.Error, &n.CreatedAt, &n.SentAt, &n.DestinationID, &n.RuleID, &n.RuleName,
 		&n.Hit, &m.ID, &m.MsgID, &m.Topic, &m.App, &m.Agent, &m.Usernames, &m.Packages, &m.Groups, &m.Containers, &m.Modules, &m.Flatpaks, &m.Summary, &m.Link, &m.Severity, &m.SentAt, &m.ReceivedAt}
 }
 
-func scanNotification(row pgx.Row) (Notification, error) {
-	var n Notification
+func scanNotification(row pgx.Row) (fmn.Notification, error) {
+	var n fmn.Notification
 	err := row.Scan(notificationDests(&n)...)
 	return n, err
 }
 
 // ListNotifications returns a user's newest notifications first.
-func (s *Store) ListNotifications(ctx context.Context, userID int64, limit int, beforeID int64) ([]Notification, error) {
+func (s *Store) ListNotifications(ctx context.Context, userID int64, limit int, beforeID int64) ([]fmn.Notification, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT `+notificationCols+notificationFrom+`
 		WHERE n.user_id = $1 AND ($3 = 0 OR n.id < $3) ORDER BY n.id DESC LIMIT $2`, userID, limit, beforeID)
 	if err != nil {
 		return nil, translate(err, "list notifications")
 	}
-	ns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+	ns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fmn.Notification, error) { return scanNotification(r) })
 	return ns, translate(err, "list notifications")
 }
 
 // UserNotification returns one of a user's notifications; another user's
 // is ErrNotFound.
-func (s *Store) UserNotification(ctx context.Context, userID, id int64) (Notification, error) {
+func (s *Store) UserNotification(ctx context.Context, userID, id int64) (fmn.Notification, error) {
 	n, err := scanNotification(s.Pool.QueryRow(ctx, `SELECT `+notificationCols+notificationFrom+` WHERE n.id = $1 AND n.user_id = $2`, id, userID))
 	return n, translate(err, "get notification")
 }
 
 // GetNotification returns a notification whoever owns it, for workers.
-func (s *Store) GetNotification(ctx context.Context, id int64) (Notification, error) {
+func (s *Store) GetNotification(ctx context.Context, id int64) (fmn.Notification, error) {
 	n, err := scanNotification(s.Pool.QueryRow(ctx, `SELECT `+notificationCols+notificationFrom+` WHERE n.id = $1`, id))
 	return n, translate(err, "get notification")
 }
 
-// ClaimNotification moves a pending (or interrupted) notification to
-// "sending" and reports whether the caller should send it. A notification
-// already sent is never claimed again: that is what keeps a retried job from
-// sending twice.
-func (s *Store) ClaimNotification(ctx context.Context, id int64) (bool, error) {
-	tag, err := s.Pool.Exec(ctx, `UPDATE notifications SET status = 'sending'
-		WHERE id = $1 AND status IN ('pending', 'sending', 'failed')`, id)
+// Claim outcomes of ClaimNotification.
+const (
+	ClaimOK          = "ok"          // the caller sends now
+	ClaimDone        = "done"        // sent, held for a digest, or given up already: nothing to do
+	ClaimInterrupted = "interrupted" // an earlier send began and never recorded its outcome: now unknown
+)
+
+// ClaimNotification marks a pending (or failed, to be retried)
+// notification as being sent, counting the attempt, and commits that
+// before the caller contacts the server. A notification found still
+// 'sending' was handed over by a worker that stopped before recording the
+// answer: with again false (a channel that cannot tell a repeat, like
+// email or IRC) it becomes 'unknown' and is never sent again, so a crash
+// loses at most the sends in flight but never doubles one; with again true
+// (a channel whose server drops a repeat, like Matrix with its transaction
+// ids) it is simply claimed again.
+func (s *Store) ClaimNotification(ctx context.Context, id int64, now time.Time, again bool) (string, error) {
+	var status string
+	err := s.Pool.QueryRow(ctx, `
+		WITH cur AS (SELECT status FROM notifications WHERE id = $1 FOR UPDATE),
+		upd AS (
+			UPDATE notifications n SET
+				status = CASE WHEN cur.status = 'sending' AND NOT $3 THEN 'unknown' ELSE 'sending' END,
+				send_attempts = n.send_attempts + CASE WHEN cur.status = 'sending' AND NOT $3 THEN 0 ELSE 1 END,
+				sending_at = CASE WHEN cur.status = 'sending' AND NOT $3 THEN n.sending_at ELSE $2 END,
+				error = CASE WHEN cur.status = 'sending' AND NOT $3
+					THEN 'a worker stopped while sending this; it may have arrived, and is not sent again so that it never arrives twice'
+					ELSE n.error END
+			FROM cur WHERE n.id = $1 AND cur.status IN ('pending', 'failed', 'sending') AND n.held_at IS NULL
+			RETURNING cur.status AS before)
+		SELECT coalesce((SELECT before FROM upd), (SELECT status FROM cur) || ':unchanged', 'missing')`, id, now, again).Scan(&status)
 	if err != nil {
-		return false, translate(err, "claim notification")
+		return "", translate(err, "claim notification for sending")
 	}
-	return tag.RowsAffected() == 1, nil
+	switch {
+	case status == "pending" || status == "failed" || status == "sending" && again:
+		return ClaimOK, nil
+	case status == "sending":
+		return ClaimInterrupted, nil
+	}
+	return ClaimDone, nil
 }
 
-// FinishNotification records the outcome of a send: "sent", "failed" (will
-// be retried) or "dead" (given up), with the reason for the last two.
-func (s *Store) FinishNotification(ctx context.Context, id int64, status, reason string) error {
+// FinishNotification records the outcome of a send: sent, failed (will be
+// retried) or dead or unknown (given up), with the reason for the last three.
+func (s *Store) FinishNotification(ctx context.Context, id int64, status fmn.Status, reason string) error {
 	_, err := s.Pool.Exec(ctx, `UPDATE notifications SET status = $2, error = nullif($3, ''),
-		sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END WHERE id = $1`, id, status, reason)
+		sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END WHERE id = $1`, id, string(status), reason)
 	return translate(err, "record notification outcome")
 }
 
 // OwnedNotification is a notification with its owner, for fan-out.
 type OwnedNotification struct {
 	UserID int64
-	Notification
+	fmn.Notification
 }
 
 // NotificationsAfter returns every user's notifications with id > afterID,
@@ -136,13 +143,13 @@ func (s *Store) NotificationsAfter(ctx context.Context, afterID int64, limit int
 
 // UserNotificationsAfter returns one user's notifications with id >
 // afterID, oldest first (an SSE client resuming with Last-Event-ID).
-func (s *Store) UserNotificationsAfter(ctx context.Context, userID, afterID int64, limit int) ([]Notification, error) {
+func (s *Store) UserNotificationsAfter(ctx context.Context, userID, afterID int64, limit int) ([]fmn.Notification, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT `+notificationCols+notificationFrom+`
 		WHERE n.user_id = $1 AND n.id > $2 ORDER BY n.id LIMIT $3`, userID, afterID, limit)
 	if err != nil {
 		return nil, translate(err, "list notifications to resume")
 	}
-	ns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+	ns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fmn.Notification, error) { return scanNotification(r) })
 	return ns, translate(err, "list notifications to resume")
 }
 

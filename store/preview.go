@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmn"
 	"fmt"
 	"strings"
 
@@ -15,9 +16,9 @@ import (
 
 // Preview is what a rule would have matched among the stored messages.
 type Preview struct {
-	Count    int64     `json:"count"`
-	Days     int       `json:"days"`
-	Messages []Message `json:"messages"` // the latest, newest first
+	Count    int64         `json:"count"`
+	Days     int           `json:"days"`
+	Messages []fmn.Message `json:"messages"` // the latest, newest first
 }
 
 // previewTimeout bounds one preview: the editor previews as the user types,
@@ -34,7 +35,7 @@ const previewTimeout = "5s"
 // into LIKE patterns), so PostgreSQL can combine bitmap scans instead of
 // reading the whole window; the filters are applied to those rows.
 func (s *Store) PreviewRule(ctx context.Context, r rules.Rule, owner string, days, limit int) (Preview, error) {
-	p := Preview{Days: days, Messages: []Message{}}
+	p := Preview{Days: days, Messages: []fmn.Message{}}
 	var q sqlArgs
 	where := fmt.Sprintf("m.received_at > now() - make_interval(days => %s) AND (%s)%s",
 		q.add(days), previewTracked(&q, r, owner), previewFilters(&q, r, owner))
@@ -61,7 +62,7 @@ func (s *Store) PreviewRule(ctx context.Context, r rules.Rule, owner string, day
 	if err != nil {
 		return p, translate(err, "preview")
 	}
-	p.Messages, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+	p.Messages, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (fmn.Message, error) { return scanMessage(r) })
 	return p, translate(err, "preview")
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmn"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -20,7 +21,7 @@ import (
 
 // storeCorpus stores the corpus's messages, plus a few whose names hold
 // LIKE's metacharacters, and returns them as stored.
-func storeCorpus(t *testing.T, st *store.Store) []store.Message {
+func storeCorpus(t *testing.T, st *store.Store) []fmn.Message {
 	t.Helper()
 	f, err := os.Open("../testdata/fedmsg-meta.jsonl")
 	if err != nil {

@@ -100,3 +100,25 @@ func HashSecret(secret string) []byte {
 	h := sha256.Sum256([]byte(secret))
 	return h[:]
 }
+
+// Secret returns the named server secret (32 random bytes), creating it on
+// first use. Concurrent first uses agree on one value.
+func (s *Store) Secret(ctx context.Context, name string) ([]byte, error) {
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	var v []byte
+	var err error
+	// A second try covers a concurrent first use that committed after this
+	// statement's snapshot was taken.
+	for range 2 {
+		err = s.Pool.QueryRow(ctx, `WITH ins AS (
+				INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING value)
+			SELECT value FROM ins UNION ALL SELECT value FROM secrets WHERE name = $1 LIMIT 1`, name, fresh).Scan(&v)
+		if err != pgx.ErrNoRows {
+			break
+		}
+	}
+	return v, translate(err, "read secret")
+}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmn"
 	"slices"
 	"testing"
 
@@ -15,9 +16,9 @@ import (
 	"fmn/store/storetest"
 )
 
-func newDest(t *testing.T, st *store.Store, user int64, addr string) store.Destination {
+func newDest(t *testing.T, st *store.Store, user int64, addr string) fmn.Destination {
 	t.Helper()
-	var d store.Destination
+	var d fmn.Destination
 	err := st.InTx(context.Background(), func(tx pgx.Tx) error {
 		var err error
 		d, err = store.CreateDestination(context.Background(), tx, user, "email", addr)
@@ -186,7 +187,7 @@ func TestMessageSetsRoundTrip(t *testing.T) {
 	if err != nil || len(ms) != 2 {
 		t.Fatalf("recent: %v %v", ms, err)
 	}
-	got := map[string]store.Message{ms[0].MsgID: ms[0], ms[1].MsgID: ms[1]}
+	got := map[string]fmn.Message{ms[0].MsgID: ms[0], ms[1].MsgID: ms[1]}
 	f, e := got["full"], got["empty"]
 	for name, pair := range map[string][2][]string{
 		"usernames": {f.Usernames, full.Usernames}, "packages": {f.Packages, full.Packages},

@@ -3,8 +3,11 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmn"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -81,12 +84,19 @@ func (s *Server) createDestination(w http.ResponseWriter, r *http.Request) error
 // addDestination validates and stores a destination unconfirmed, with the
 // job that sends its confirmation through that very channel, in one
 // transaction: either both happen or neither. The API and the page share it.
-func (s *Server) addDestination(ctx context.Context, u store.User, kind, address string) (store.Destination, error) {
-	addr, err := delivery.ValidateAddress(kind, address)
-	if err != nil {
-		return store.Destination{}, err
+func (s *Server) addDestination(ctx context.Context, u store.User, kindName, address string) (fmn.Destination, error) {
+	kind := fmn.Kind(kindName)
+	if !slices.Contains(s.Channels, kind) {
+		if slices.Contains(fmn.Kinds, kind) {
+			return fmn.Destination{}, apperr.Invalid("kind", "this fmn does not deliver by %s", kind)
+		}
+		return fmn.Destination{}, apperr.Invalid("kind", "kind must be one of %s", kindList(s.Channels))
 	}
-	var d store.Destination
+	addr, err := fmn.ValidateAddress(kind, address)
+	if err != nil {
+		return fmn.Destination{}, err
+	}
+	var d fmn.Destination
 	err = s.Store.InTx(ctx, func(tx pgx.Tx) error {
 		if err := store.CheckDestinationQuota(ctx, tx, u.ID, s.Limits.DestinationsPerUser); err != nil {
 			return err
@@ -95,16 +105,12 @@ func (s *Server) addDestination(ctx context.Context, u store.User, kind, address
 		if d, err = store.CreateDestination(ctx, tx, u.ID, kind, addr); err != nil {
 			return err
 		}
-		if kind == delivery.ChannelPush && viaSession(ctx) {
+		if kind == fmn.KindPush && viaSession(ctx) {
 			// The signed-in browser subscribed itself: it is the proof.
 			d, err = store.ConfirmNow(ctx, tx, d.ID)
 			return err
 		}
-		if err := store.RecordConfirmSend(ctx, tx, u.ID, addr, confirmLimits, time.Now()); err != nil {
-			return err
-		}
-		_, err = s.Jobs.InsertTx(ctx, tx, delivery.ConfirmJob(kind, d.ID), nil)
-		return err
+		return delivery.Queue{Client: s.Jobs}.Confirm(ctx, tx, d)
 	})
 	if err == apperr.ErrConflict {
 		return d, apperr.Invalid("address", "you already have this destination")
@@ -153,7 +159,7 @@ func (s *Server) patchDestination(w http.ResponseWriter, r *http.Request) error 
 	}
 	p := store.DestinationPatch{Enabled: in.Enabled}
 	if in.Delivery != nil {
-		norm, err := delivery.ParsePolicy(in.Delivery)
+		norm, err := fmn.ParsePolicy(in.Delivery)
 		if err != nil {
 			return err
 		}
@@ -307,4 +313,16 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// kindList names kinds for a message: "email, irc or push".
+func kindList(ks []fmn.Kind) string {
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = string(k)
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }

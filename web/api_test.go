@@ -197,7 +197,7 @@ func TestAPIDestinationQueuesConfirmation(t *testing.T) {
 	}
 	var kinds []string
 	err := f.st.InTx(context.Background(), func(tx pgx.Tx) error {
-		rows, err := tx.Query(context.Background(), `SELECT kind FROM river_job`)
+		rows, err := tx.Query(context.Background(), `SELECT kind || ' on ' || queue FROM river_job`)
 		if err != nil {
 			return err
 		}
@@ -207,7 +207,7 @@ func TestAPIDestinationQueuesConfirmation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(kinds) != 1 || kinds[0] != "email_confirm" {
+	if len(kinds) != 1 || kinds[0] != "confirm on email" {
 		t.Fatalf("queued jobs: %v", kinds)
 	}
 }

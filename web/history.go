@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmn"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,7 +10,6 @@ import (
 
 	"fmn/apperr"
 	"fmn/rules"
-	"fmn/store"
 )
 
 // zones caches loaded time zones: every page shows times in its reader's
@@ -85,7 +85,7 @@ const mutedPrefix = "destination muted"
 // notificationStatus puts a notification's state in words, with times in
 // zone z. A notification dropped while its destination was muted is the
 // owner's own choice, shown calmly, not as a failure.
-func notificationStatus(n store.Notification, z *time.Location) statusView {
+func notificationStatus(n fmn.Notification, z *time.Location) statusView {
 	switch n.Status {
 	case "recorded":
 		return statusView{Class: "calm", Text: "kept in your history", Detail: "its rule has no destination that can receive yet"}
@@ -111,11 +111,11 @@ func notificationStatus(n store.Notification, z *time.Location) statusView {
 		}
 		return statusView{Class: "bad", Text: "not sent", Detail: n.Error}
 	}
-	return statusView{Class: "waiting", Text: n.Status, Detail: n.Error}
+	return statusView{Class: "waiting", Text: string(n.Status), Detail: n.Error}
 }
 
 // hitText says which entry of a rule picked a message, in words.
-func hitText(h *store.Hit) string {
+func hitText(h *fmn.Hit) string {
 	if h == nil {
 		return ""
 	}
@@ -136,13 +136,13 @@ func hitText(h *store.Hit) string {
 
 type notificationPage struct {
 	Page
-	N      store.Notification
+	N      fmn.Notification
 	Status statusView
 	Hit    string
 	// Rule is the rule that made it, when it still exists.
 	Rule *rules.Rule
 	// Destination is where it went, when it had one that still exists.
-	Destination *store.Destination
+	Destination *fmn.Destination
 }
 
 // notificationPage explains one notification to its owner: which rule and

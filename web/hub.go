@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmn"
 	"log/slog"
 	"sync"
 	"time"
@@ -27,7 +28,7 @@ type Hub struct {
 }
 
 type subscriber struct {
-	c    chan store.Notification
+	c    chan fmn.Notification
 	gone chan struct{} // closed when the hub dropped it
 	once sync.Once
 }
@@ -40,7 +41,7 @@ func NewHub(st *store.Store, log *slog.Logger) *Hub {
 }
 
 func (h *Hub) subscribe(userID int64) *subscriber {
-	s := &subscriber{c: make(chan store.Notification, subBuffer), gone: make(chan struct{})}
+	s := &subscriber{c: make(chan fmn.Notification, subBuffer), gone: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.subs[userID] == nil {

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"fmn/apperr"
-	"fmn/delivery"
+	"fmn/delivery/email"
 	"fmn/store"
 )
 
@@ -68,7 +68,7 @@ func (s *Server) requestLogin(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		_, err = s.Jobs.InsertTx(r.Context(), tx, delivery.LoginArgs{LinkID: id}, nil)
+		_, err = s.Jobs.InsertTx(r.Context(), tx, email.LoginArgs{LinkID: id}, nil)
 		return err
 	})
 	if errors.Is(err, apperr.ErrRateLimited) {

@@ -61,7 +61,7 @@ func TestFinding9SecretsNotLogged(t *testing.T) {
 	st := storetest.New(t)
 	var out lockedBuffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	jobs, err := delivery.NewClient(st.Pool, delivery.Workers{}, false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	jobs, err := delivery.NewClient(st.Pool, delivery.Jobs{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"errors"
+	"fmn"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -25,14 +26,15 @@ import (
 // (partials.html). A page missing here fails the start.
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"ago":      ago,
-		"at":       at,
-		"status":   notificationStatus,
-		"join":     strings.Join,
-		"policy":   policyText,
-		"policyOf": policyOf,
-		"args":     listFieldArgs,
-		"has":      slices.Contains[[]int64],
+		"ago":       ago,
+		"at":        at,
+		"status":    notificationStatus,
+		"join":      strings.Join,
+		"policy":    policyText,
+		"policyOf":  policyOf,
+		"args":      listFieldArgs,
+		"has":       slices.Contains[[]int64],
+		"kindLabel": kindLabel,
 	}
 	names, err := fs.Glob(templates.FS, "*.html")
 	if err != nil {
@@ -115,9 +117,9 @@ const historyPage = 100
 
 type homePage struct {
 	Page
-	Messages      []store.Message
+	Messages      []fmn.Message
 	Total         int64
-	Notifications []store.Notification
+	Notifications []fmn.Notification
 	Before        int64 // set when there are older notifications
 	Older         bool  // this page is not the newest
 }
@@ -155,7 +157,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
 
 type confirmPage struct {
 	Page
-	Destination store.Destination
+	Destination fmn.Destination
 	// Card offers the owner, when signed in, to send rules to the
 	// destination just confirmed, if none does yet.
 	Card *destinationCard
@@ -211,10 +213,23 @@ func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		card := destinationCards([]store.Destination{d}, rs)[0]
+		card := destinationCards([]fmn.Destination{d}, rs)[0]
 		card.OfferOpen = true
 		data.Card = &card
 	}
 	s.renderStatus(w, http.StatusOK, "confirm.html", data)
 	return nil
+}
+
+// kindLabel names a destination kind in the add form.
+func kindLabel(k fmn.Kind) string {
+	switch k {
+	case fmn.KindEmail:
+		return "Email"
+	case fmn.KindIRC:
+		return "IRC nick"
+	case fmn.KindMatrix:
+		return "Matrix user"
+	}
+	return string(k)
 }

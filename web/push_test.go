@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/riverqueue/river"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"fmn/delivery"
+	"fmn/delivery/email"
 	"fmn/metrics"
 	"fmn/store"
 	"fmn/store/storetest"
@@ -23,7 +25,7 @@ func newTestServer(t *testing.T) (*Server, *store.Store, string) {
 	t.Helper()
 	st := storetest.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	jobs, err := delivery.NewClient(st.Pool, delivery.Workers{Email: &delivery.EmailWorker{}, Confirm: &delivery.ConfirmWorker{}}, false, log)
+	jobs, err := delivery.NewClient(st.Pool, delivery.Jobs{Register: []func(*river.Workers){(&email.Channel{}).Register}, Log: log}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func TestDestinationConfirmationByKind(t *testing.T) {
 	}
 	jobKind := func(id float64) string {
 		var kind string
-		err := st.Pool.QueryRow(context.Background(), `SELECT kind FROM river_job WHERE (args->>'destination_id')::bigint = $1`, int64(id)).Scan(&kind)
+		err := st.Pool.QueryRow(context.Background(), `SELECT kind || ' on ' || queue FROM river_job WHERE (args->>'destination_id')::bigint = $1`, int64(id)).Scan(&kind)
 		if err != nil {
 			return "none"
 		}
@@ -101,11 +103,11 @@ func TestDestinationConfirmationByKind(t *testing.T) {
 		job       string
 		confirmed bool
 	}{
-		{"email", false, "email", "alice@example.org", "email_confirm", false},
-		{"irc", false, "irc", "alice", "irc_confirm", false},
-		{"push by token", false, "push", subscriptionJSON(t), "push_confirm", false},
+		{"email", false, "email", "alice@example.org", "confirm on email", false},
+		{"irc", false, "irc", "alice", "confirm on irc", false},
+		{"push by token", false, "push", subscriptionJSON(t), "confirm on push", false},
 		{"push from a session", true, "push", subscriptionJSON(t), "none", true},
-		{"irc from a session", true, "irc", "alice2", "irc_confirm", false},
+		{"irc from a session", true, "irc", "alice2", "confirm on irc", false},
 	} {
 		code, d := post(c.session, map[string]string{"kind": c.kind, "address": c.address})
 		if code != 201 {

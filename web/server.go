@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmn"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -48,6 +49,11 @@ type Deps struct {
 	// Limits bound what one account may hold; zero fields take the
 	// defaults (see Limits).
 	Limits Limits
+	// Channels are the destination kinds this fmn delivers through (IRC
+	// and Matrix only when their server is configured); nil means all.
+	// Nothing else is offered or accepted: a destination of another kind
+	// would wait for its confirmation forever.
+	Channels []fmn.Kind
 }
 
 // Limits bound what one account may make fmn do (FMN_MAX_*): each rule and
@@ -105,6 +111,9 @@ func New(d Deps) (*Server, error) {
 			s.Auth.OIDCUsernameClaim = "preferred_username"
 		}
 		s.oidc = &oidcClient{cfg: s.Auth, baseURL: d.BaseURL}
+	}
+	if s.Channels == nil {
+		s.Channels = fmn.Kinds
 	}
 	_, err = fs.Stat(templates.FS, "static/push.js")
 	s.pushJS = err == nil

@@ -2,12 +2,11 @@ package web
 
 import (
 	"encoding/json"
+	"fmn"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
-
-	"fmn/store"
 )
 
 // heartbeat keeps proxies from closing an idle stream and lets a client
@@ -85,7 +84,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-func writeEvent(w http.ResponseWriter, n store.Notification) error {
+func writeEvent(w http.ResponseWriter, n fmn.Notification) error {
 	b, err := json.Marshal(n)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmn"
 	"io"
 	"log/slog"
 	"net/http"
@@ -168,7 +169,7 @@ func TestStreamDeliversAndResumes(t *testing.T) {
 	if ev.event != "notification" {
 		t.Fatalf("event %q", ev.event)
 	}
-	var n store.Notification
+	var n fmn.Notification
 	if err := json.Unmarshal([]byte(ev.data), &n); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmn"
 	"fmt"
 	"net/http"
 	"slices"
@@ -13,7 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"fmn/apperr"
-	"fmn/delivery"
+	"fmn/delivery/email"
 	"fmn/rules"
 	"fmn/rules/meta"
 	"fmn/store"
@@ -175,7 +176,7 @@ type ruleEditorPage struct {
 	ID           int64
 	Form         ruleForm
 	Errors       map[string]string
-	Destinations []store.Destination
+	Destinations []fmn.Destination
 	KnownApps    []string
 	Packages     []string
 	Users        []string
@@ -364,12 +365,15 @@ type destinationsPage struct {
 	ErrorFor     int64 // the destination the errors are about; 0 = the add form
 	PushJS       bool
 	Notice       string
+	// Kinds the add form offers: the configured channels but push, which
+	// a browser adds itself.
+	Kinds []fmn.Kind
 }
 
 // destinationCard is one destination as its page shows it: the rules that
 // send to it and, while none does, the user's rules it could be added to.
 type destinationCard struct {
-	store.Destination
+	fmn.Destination
 	UsedBy []string
 	Offer  []ruleChoice
 	// OfferOpen unfolds the offer: right after the destination was added.
@@ -385,7 +389,7 @@ type ruleChoice struct {
 }
 
 // destinationCards pairs each destination with the user's rules.
-func destinationCards(ds []store.Destination, rs []rules.Rule) []destinationCard {
+func destinationCards(ds []fmn.Destination, rs []rules.Rule) []destinationCard {
 	cards := make([]destinationCard, 0, len(ds))
 	for _, d := range ds {
 		c := destinationCard{Destination: d}
@@ -421,6 +425,11 @@ func (s *Server) renderDestinations(w http.ResponseWriter, r *http.Request, stat
 		return err
 	}
 	data.Page, data.Destinations, data.PushJS = s.base(r, "Destinations"), destinationCards(ds, rs), s.pushJS
+	for _, k := range s.Channels {
+		if k != fmn.KindPush {
+			data.Kinds = append(data.Kinds, k)
+		}
+	}
 	if data.Kind == "" {
 		data.Kind = "email"
 	}
@@ -557,7 +566,7 @@ func (s *Server) policyForm(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	raw, _ := json.Marshal(p)
-	norm, err := delivery.ParsePolicy(raw)
+	norm, err := fmn.ParsePolicy(raw)
 	if err == nil {
 		_, err = s.Store.UpdateDestination(r.Context(), userFrom(r.Context()).ID, id, store.DestinationPatch{Delivery: norm})
 	}
@@ -602,7 +611,7 @@ func (s *Server) testSendForm(w http.ResponseWriter, r *http.Request) error {
 		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id,
 			Errors: map[string]string{"test": "Confirm this destination first: nothing is sent to it before."}})
 	}
-	if _, err := s.Jobs.Insert(r.Context(), delivery.TestSendArgs{DestinationID: d.ID}, nil); err != nil {
+	if _, err := s.Jobs.Insert(r.Context(), email.TestSendArgs{DestinationID: d.ID}, nil); err != nil {
 		return fmt.Errorf("queue test message: %w", err)
 	}
 	return s.redirect(w, r, "/destinations?done=test")

@@ -3,7 +3,9 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmn"
 	"fmt"
+	"github.com/riverqueue/river"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"fmn/delivery"
+	"fmn/delivery/email"
 	"fmn/metrics"
 	"fmn/rules"
 	"fmn/rules/meta"
@@ -32,11 +35,11 @@ type testSite struct {
 	srv *httptest.Server
 }
 
-func newSite(t *testing.T, auth AuthConfig, baseURL string) *testSite {
+func newSite(t *testing.T, auth AuthConfig, baseURL string, channels ...fmn.Kind) *testSite {
 	t.Helper()
 	st := storetest.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	jobs, err := delivery.NewClient(st.Pool, delivery.Workers{}, false, log)
+	jobs, err := delivery.NewClient(st.Pool, delivery.Jobs{Register: []func(*river.Workers){(&email.Channel{}).Register}, Log: log}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +50,7 @@ func newSite(t *testing.T, auth AuthConfig, baseURL string) *testSite {
 	if baseURL == "" {
 		baseURL = site.srv.URL
 	}
-	s, err := New(Deps{Store: st, Jobs: jobs, Metrics: metrics.New(), BaseURL: baseURL, Auth: auth, Log: log})
+	s, err := New(Deps{Store: st, Jobs: jobs, Metrics: metrics.New(), BaseURL: baseURL, Auth: auth, Log: log, Channels: channels})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,6 +625,33 @@ func TestRuleEditorAndSettings(t *testing.T) {
 	}
 }
 
+// TestDestinationsOfferConfiguredChannels is issue 14's finding 6: make
+// run's default has no IRC bot, yet the page offered IRC nicks, said "a
+// confirmation was sent", and the destination waited for it forever. The
+// page offers, and the form and the API accept, only the channels this fmn
+// delivers through.
+func TestDestinationsOfferConfiguredChannels(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, AuthConfig{}, "", fmn.KindEmail, fmn.KindPush)
+	c := s.signIn("fay@example.org")
+	b := body(t, s.get(c, "/destinations"))
+	if !strings.Contains(b, `<option value="email"`) || strings.Contains(b, `<option value="irc"`) || strings.Contains(b, `<option value="matrix"`) {
+		t.Fatalf("kinds offered without IRC and Matrix configured:\n%s", b)
+	}
+	resp := s.postForm(c, "/destinations", url.Values{"kind": {"irc"}, "address": {"fay"}})
+	if b := body(t, resp); resp.StatusCode != 400 || !strings.Contains(b, "does not deliver by irc") {
+		t.Fatalf("IRC destination without a bot: %d\n%s", resp.StatusCode, b)
+	}
+	if ds, _ := s.st.ListDestinations(context.Background(), 1); len(ds) != 0 {
+		t.Fatalf("stored anyway: %+v", ds)
+	}
+	all := newSite(t, AuthConfig{}, "", fmn.KindEmail, fmn.KindIRC, fmn.KindMatrix, fmn.KindPush)
+	b = body(t, all.get(all.signIn("gus@example.org"), "/destinations"))
+	if !strings.Contains(b, `<option value="irc"`) || !strings.Contains(b, `<option value="matrix"`) {
+		t.Fatalf("kinds offered with IRC and Matrix configured:\n%s", b)
+	}
+}
+
 func TestDestinationsPage(t *testing.T) {
 	t.Parallel()
 	s := newSite(t, AuthConfig{}, "")
@@ -646,7 +676,7 @@ func TestDestinationsPage(t *testing.T) {
 	}
 	id := ds[0].ID
 	var confirmJobs int
-	s.st.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'email_confirm'`).Scan(&confirmJobs)
+	s.st.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'confirm' AND queue = 'email'`).Scan(&confirmJobs)
 	if confirmJobs != 1 {
 		t.Fatalf("%d confirmation jobs, want 1", confirmJobs)
 	}

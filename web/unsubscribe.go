@@ -6,8 +6,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"fmn/apperr"
-	"fmn/delivery"
-	"fmn/store"
+	"fmn/delivery/email"
 )
 
 type unsubscribePage struct {
@@ -24,7 +23,7 @@ const badUnsubscribeLink = "This unsubscribe link is not valid. Turn the destina
 // their own.
 func (s *Server) unsubscribeGet(w http.ResponseWriter, r *http.Request) error {
 	tok := chi.URLParam(r, "token")
-	id, err := (&delivery.Unsubscriber{Store: s.Store}).Check(r.Context(), tok)
+	id, err := (&email.Unsubscriber{Store: s.Store}).Check(r.Context(), tok)
 	if err == apperr.ErrNotFound {
 		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Link not valid"), Message: badUnsubscribeLink})
 		return nil
@@ -46,7 +45,7 @@ func (s *Server) unsubscribeGet(w http.ResponseWriter, r *http.Request) error {
 // provider with body List-Unsubscribe=One-Click, or by the page's button).
 // Posting twice is harmless.
 func (s *Server) unsubscribePost(w http.ResponseWriter, r *http.Request) error {
-	id, err := (&delivery.Unsubscriber{Store: s.Store}).Check(r.Context(), chi.URLParam(r, "token"))
+	id, err := (&email.Unsubscriber{Store: s.Store}).Check(r.Context(), chi.URLParam(r, "token"))
 	if err == apperr.ErrNotFound {
 		s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Link not valid"), Message: badUnsubscribeLink})
 		return nil
@@ -62,8 +61,3 @@ func (s *Server) unsubscribePost(w http.ResponseWriter, r *http.Request) error {
 	s.renderStatus(w, http.StatusOK, "unsubscribe.html", unsubscribePage{Page: s.base(r, "Unsubscribed"), Address: d.Address, Done: true})
 	return nil
 }
-
-// confirmLimits keep fmn from being used to mail-bomb a stranger: an
-// address gets at most three confirmation mails a day whoever asks, and
-// one account may ask for at most five an hour.
-var confirmLimits = store.ConfirmLimits{PerAddressPerDay: 3, PerUserPerHour: 5}

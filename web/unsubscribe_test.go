@@ -3,6 +3,8 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmn"
+	"github.com/riverqueue/river"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"fmn/delivery"
+	"fmn/delivery/email"
 	"fmn/metrics"
 	"fmn/store"
 	"fmn/store/storetest"
@@ -34,8 +37,7 @@ func newEmailHarness(t *testing.T) *emailHarness {
 	t.Helper()
 	st := storetest.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	jobs, err := delivery.NewClient(st.Pool, delivery.Workers{Email: &delivery.EmailWorker{}, Confirm: &delivery.ConfirmWorker{},
-		Digest: &delivery.DigestWorker{}, DigestTick: &delivery.DigestTickWorker{}}, false, log)
+	jobs, err := delivery.NewClient(st.Pool, delivery.Jobs{Register: []func(*river.Workers){(&email.Channel{}).Register}, Log: log}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,10 +82,10 @@ func (h *emailHarness) api(token, method, path, body string) (int, map[string]an
 }
 
 // confirmedDestination makes a confirmed email destination for the user.
-func (h *emailHarness) confirmedDestination(userID int64, addr string) store.Destination {
+func (h *emailHarness) confirmedDestination(userID int64, addr string) fmn.Destination {
 	h.t.Helper()
 	ctx := context.Background()
-	var d store.Destination
+	var d fmn.Destination
 	err := h.st.InTx(ctx, func(tx pgx.Tx) error {
 		var err error
 		d, err = store.CreateDestination(ctx, tx, userID, "email", addr)
@@ -111,7 +113,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	h := newEmailHarness(t)
 	d := h.confirmedDestination(h.user.ID, "alice@example.org")
 	other := h.confirmedDestination(h.user.ID, "alice@work.example.org")
-	tok, err := (&delivery.Unsubscriber{Store: h.st}).Token(context.Background(), d.ID)
+	tok, err := (&email.Unsubscriber{Store: h.st}).Token(context.Background(), d.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,54 +9,86 @@ import (
 	"github.com/riverqueue/river"
 	"golang.org/x/sync/errgroup"
 
+	"fmn"
 	"fmn/config"
 	"fmn/delivery"
-	"fmn/metrics"
+	"fmn/delivery/irc"
+	"fmn/delivery/push"
 	"fmn/store"
 )
 
-// setUpChannels prepares IRC and Web Push: the VAPID keys (any role that
-// serves the web or works needs them; made on first start), and in the work
-// role the push workers and, when FMN_IRC_URL is set, the IRC bot. It returns
-// the VAPID public key and a function that starts the bot in g, once the job
-// client exists, until ctx ends.
-func setUpChannels(ctx context.Context, g *errgroup.Group, cfg config.Config, st *store.Store, m *metrics.Metrics,
-	r roles, w *delivery.Workers, log *slog.Logger) (string, func(*river.Client[pgx.Tx]), error) {
-	start := func(*river.Client[pgx.Tx]) {}
+// configured lists the channels this fmn can deliver through: email and
+// push always, IRC and Matrix when their server is set. Every role knows it
+// from the configuration, so the web role offers only these.
+func configured(cfg config.Config) []fmn.Kind {
+	ks := []fmn.Kind{fmn.KindEmail}
+	if cfg.IRCURL != "" {
+		ks = append(ks, fmn.KindIRC)
+	}
+	if cfg.MatrixURL != "" {
+		ks = append(ks, fmn.KindMatrix)
+	}
+	return append(ks, fmn.KindPush)
+}
+
+// setUpChannels prepares the channels besides email: the VAPID keys (any
+// role that serves the web or works needs them; made on first start), and
+// in the work role push and, when configured, the IRC bot and the Matrix
+// bot, whose routes it adds to j. It returns the VAPID public key and a
+// function that starts the bots in g, once the job client exists, until ctx
+// ends.
+func setUpChannels(ctx context.Context, g *errgroup.Group, cfg config.Config, st *store.Store,
+	r roles, j *delivery.Jobs, log *slog.Logger) (string, func(*river.Client[pgx.Tx]), error) {
+	var starts []func(*river.Client[pgx.Tx])
+	start := func(c *river.Client[pgx.Tx]) {
+		for _, s := range starts {
+			s(c)
+		}
+	}
 	if !r.work && !r.web {
 		return "", start, nil
 	}
-	pub, priv, err := delivery.VAPIDKeys(ctx, st, cfg.VAPIDPublicKey, cfg.VAPIDPrivateKey)
+	pub, priv, err := push.VAPIDKeys(ctx, st, cfg.VAPIDPublicKey, cfg.VAPIDPrivateKey)
 	if err != nil {
 		return "", nil, err
 	}
 	if !r.work {
 		return pub, start, nil
 	}
-	pusher := &delivery.Pusher{Settings: delivery.PushSettings{
+	pusher := &push.Pusher{Settings: push.Settings{
 		Subject: cfg.PushSubject, BaseURL: cfg.BaseURL, PublicKey: pub, PrivateKey: priv}}
-	w.Push = &delivery.PushWorker{Store: st, Pusher: pusher, Metrics: m, Log: log}
-	w.PushConfirm = &delivery.PushConfirmWorker{Store: st, Pusher: pusher, Log: log}
-	if cfg.IRCURL == "" {
-		return pub, start, nil
+	j.Routes = append(j.Routes, pusher.Route())
+	if cfg.IRCURL != "" {
+		starts = append(starts, setUpIRC(ctx, g, cfg, st, j, log))
 	}
-	// However many work processes run, one holds the lock and the
-	// connection, and only it works the irc queue.
-	bot := &delivery.IRCBot{Settings: delivery.IRCSettings{URL: cfg.IRCURL, Nick: cfg.IRCNick, BaseURL: cfg.BaseURL},
-		Store: st, Log: log,
+	if cfg.MatrixURL != "" {
+		s, err := setUpMatrix(ctx, g, cfg, st, j, log)
+		if err != nil {
+			return "", nil, err
+		}
+		starts = append(starts, s)
+	}
+	return pub, start, nil
+}
+
+// setUpIRC: however many work processes run, one holds the lock and the
+// connection, and only it works the irc queue.
+func setUpIRC(ctx context.Context, g *errgroup.Group, cfg config.Config, st *store.Store, j *delivery.Jobs, log *slog.Logger) func(*river.Client[pgx.Tx]) {
+	bot := &irc.Bot{Settings: irc.Settings{URL: cfg.IRCURL, Nick: cfg.IRCNick, BaseURL: cfg.BaseURL},
+		Commands: &delivery.Commands{Kind: fmn.KindIRC, Store: st, BaseURL: cfg.BaseURL, Log: log}, Log: log,
 		Lock: func(ctx context.Context) (<-chan struct{}, func(), error) {
 			return st.HoldLock(ctx, store.LockIRCBot, 5*time.Second)
 		}}
-	w.IRC = &delivery.IRCWorker{Store: st, Bot: bot, Metrics: m, Log: log}
-	w.IRCConfirm = &delivery.IRCConfirmWorker{Store: st, Bot: bot, BaseURL: cfg.BaseURL, Log: log}
-	start = func(jobs *river.Client[pgx.Tx]) {
+	route := (&irc.Channel{Bot: bot}).Route()
+	j.Routes = append(j.Routes, route)
+	return func(jobs *river.Client[pgx.Tx]) {
 		bot.OnLead = func(leading bool) {
 			var err error
 			if leading {
-				err = jobs.Queues().Add(delivery.ChannelIRC, delivery.IRCQueueConfig)
+				err = jobs.Queues().Add(string(fmn.KindIRC), route.QueueConfig())
 			} else {
 				rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				err = jobs.Queues().Remove(rctx, delivery.ChannelIRC)
+				err = jobs.Queues().Remove(rctx, string(fmn.KindIRC))
 				cancel()
 			}
 			if err != nil {
@@ -66,5 +98,4 @@ func setUpChannels(ctx context.Context, g *errgroup.Group, cfg config.Config, st
 		log.Info("IRC bot starting", "server", config.Redacted(cfg.IRCURL), "nick", cfg.IRCNick)
 		g.Go(func() error { return bot.Run(ctx) })
 	}
-	return pub, start, nil
 }

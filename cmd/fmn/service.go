@@ -20,6 +20,7 @@ import (
 	"fmn/consumer"
 	"fmn/consumer/fedmsg"
 	"fmn/delivery"
+	"fmn/delivery/email"
 	"fmn/metrics"
 	"fmn/pgcluster"
 	"fmn/rules"
@@ -127,9 +128,9 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	defer waitAtMost(closeGrace, func() error { closeDB(); return nil }, "closing the database", log)
 
 	m := metrics.New()
-	var mailer delivery.Mailer = delivery.FolderMailer{Dir: filepath.Join(cfg.DataDir, "mail")}
+	var mailer email.Mailer = email.FolderMailer{Dir: filepath.Join(cfg.DataDir, "mail")}
 	if cfg.SMTPURL != "" {
-		sm, err := delivery.NewSMTPMailer(cfg.SMTPURL, 0)
+		sm, err := email.NewSMTPMailer(cfg.SMTPURL, 0)
 		if err != nil {
 			return err
 		}
@@ -138,33 +139,34 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	} else if r.work {
 		log.Info("no FMN_SMTP_URL: writing mail to a folder", "dir", filepath.Join(cfg.DataDir, "mail"))
 	}
-	render, err := delivery.NewRenderer()
+	render, err := email.NewRenderer()
 	if err != nil {
 		return fmt.Errorf("parse mail templates: %w", err)
 	}
-	ms := delivery.MailSettings{From: cfg.MailFrom, BaseURL: cfg.BaseURL}
-	sender := &delivery.Sender{Store: st, Mailer: mailer, Render: render, Settings: ms,
-		Unsubscribe: &delivery.Unsubscriber{Store: st}, Metrics: m, Log: log}
-	workers := delivery.Workers{
-		Email:      &delivery.EmailWorker{Sender: sender},
-		Confirm:    &delivery.ConfirmWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
-		Login:      &delivery.LoginWorker{Store: st, Mailer: mailer, Render: render, Settings: ms, Log: log},
-		Test:       &delivery.TestSendWorker{Store: st, Mailer: mailer, Settings: ms, Log: log},
-		Digest:     &delivery.DigestWorker{Sender: sender},
-		DigestTick: &delivery.DigestTickWorker{Sender: sender},
-	}
-	// The IRC bot and push live beside the workers and stop after them.
+	mailCh := &email.Channel{Store: st, Mailer: mailer, Render: render,
+		Settings:    email.Settings{From: cfg.MailFrom, BaseURL: cfg.BaseURL},
+		Unsubscribe: &email.Unsubscriber{Store: st}, Metrics: m, Log: log}
+	jobsCfg := delivery.Jobs{Routes: []delivery.Route{mailCh.Route()}, Register: []func(*river.Workers){mailCh.Register}, Log: log}
+	// The other channels live beside the workers and stop after them.
 	chanCtx, stopChannels := context.WithCancel(context.WithoutCancel(ctx))
 	var chans errgroup.Group
 	defer func() { stopChannels(); waitAtMost(hardStop, chans.Wait, "channels (IRC bot, push)", log) }()
-	vapidPub, startChannels, err := setUpChannels(chanCtx, &chans, cfg, st, m, r, &workers, log)
+	vapidPub, startChannels, err := setUpChannels(chanCtx, &chans, cfg, st, r, &jobsCfg, log)
 	if err != nil {
 		return err
 	}
-	jobs, err := delivery.NewClient(st.Pool, workers, r.work, riverLogger(log))
+	dl := delivery.NewDeliverer(st, m, log, jobsCfg.Routes...)
+	mailCh.Deliverer = dl
+	jobsCfg.Deliverer = dl
+	if r.work {
+		jobsCfg.Periodic = append(jobsCfg.Periodic, mailCh.Periodic())
+	}
+	jobsCfg.Log = riverLogger(log)
+	jobs, err := delivery.NewClient(st.Pool, jobsCfg, r.work)
 	if err != nil {
 		return err
 	}
+	queue := delivery.NewQueue(jobs, jobsCfg.Routes)
 	startChannels(jobs)
 
 	busCtx, stopBus := context.WithCancel(ctx)
@@ -204,7 +206,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		ch := make(chan consumer.Received, 4096)
 		live := rules.NewLive(store.RuleSource{})
 		ing = &consumer.Ingester{Store: st, Rules: live,
-			Queue: delivery.Queue{Client: jobs}, Replay: replayer, Metrics: m, Log: log}
+			Queue: queue, Replay: replayer, Metrics: m, Log: log}
 		bus.Go(func() error { return st.FollowRules(busCtx, live, log) })
 		// Every source (ZeroMQ endpoints, the AMQP broker) feeds the one
 		// ingester; the channel closes when all of them have returned.
@@ -244,7 +246,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	if r.web {
 		hub := web.NewHub(st, log)
 		bus.Go(func() error { return hub.Run(busCtx) })
-		deps := web.Deps{Store: st, Jobs: jobs, Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub,
+		deps := web.Deps{Store: st, Jobs: jobs, Channels: configured(cfg), Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub,
 			TrustedProxies: cfg.TrustedProxies, Limits: web.Limits{RulesPerUser: cfg.MaxRulesPerUser,
 				PatternsPerRule: cfg.MaxPatternsPerRule, DestinationsPerUser: cfg.MaxDestinationsPerUser},
 			Auth: web.AuthConfig{

@@ -12,9 +12,9 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"fmn"
 	"fmn/consumer"
 	"fmn/consumer/fedmsg"
-	"fmn/delivery"
 	"fmn/rules"
 	"fmn/rules/meta"
 )
@@ -51,7 +51,7 @@ func (e env) tokenCreate(ctx context.Context, args []string) error {
 		return errors.New("token create: -user is required")
 	}
 	if *email != "" {
-		if _, err := delivery.ValidateAddress(delivery.ChannelEmail, *email); err != nil {
+		if _, err := fmn.ValidateAddress(fmn.KindEmail, *email); err != nil {
 			return fmt.Errorf("token create: -email: %w", err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmn"
 	"fmt"
 	"io"
 	"io/fs"
@@ -162,7 +163,7 @@ func ensureTemplate(admin string) (string, error) {
 func ConfirmedDestination(t testing.TB, st *store.Store, userID int64, addr string) int64 {
 	t.Helper()
 	ctx := context.Background()
-	var d store.Destination
+	var d fmn.Destination
 	err := st.InTx(ctx, func(tx pgx.Tx) error {
 		var err error
 		d, err = store.CreateDestination(ctx, tx, userID, "email", addr)

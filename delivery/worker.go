@@ -1,0 +1,305 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"fmn"
+	"fmn/apperr"
+	"fmn/metrics"
+	"fmn/store"
+)
+
+// NotifyArgs is the job that delivers one notification, on its channel's
+// queue.
+type NotifyArgs struct {
+	NotificationID int64 `json:"notification_id"`
+}
+
+// Kind implements river.JobArgs.
+func (NotifyArgs) Kind() string { return "notify" }
+
+// ConfirmArgs is the job that sends a new destination its confirmation,
+// through that very channel.
+type ConfirmArgs struct {
+	DestinationID int64 `json:"destination_id"`
+}
+
+// Kind implements river.JobArgs.
+func (ConfirmArgs) Kind() string { return "confirm" }
+
+// confirmAttempts: a confirmation is wanted now or not at all.
+const confirmAttempts = 5
+
+// Decision is what Decide says to do with a notification now.
+type Decision int
+
+// The decisions.
+const (
+	Send       Decision = iota
+	HoldDigest          // the destination's policy collects digests
+	HoldQuiet           // the owner's quiet hours: wait for them to end
+	Drop                // never: the reason says why
+)
+
+// Decide says whether d may receive a notification now: the owner's latest
+// word wins over the match made earlier. A muted destination's
+// notifications are dropped, not held: a mute means "not now", not "all of
+// it later".
+func Decide(d fmn.Destination, quiet fmn.Quiet, now time.Time) (Decision, string) {
+	switch {
+	case !d.Confirmed:
+		return Drop, "destination not confirmed"
+	case !d.Enabled:
+		return Drop, "destination disabled"
+	case d.FailingReason != "":
+		return Drop, "destination failing: " + d.FailingReason
+	case d.MutedUntil != nil && now.Before(*d.MutedUntil):
+		return Drop, "destination muted until " + d.MutedUntil.UTC().Format(time.RFC3339)
+	case quiet.Active(now):
+		return HoldQuiet, "quiet hours"
+	case fmn.PolicyOf(d.Delivery).Digest():
+		return HoldDigest, "digest"
+	}
+	return Send, ""
+}
+
+// Deliverer works the notification and confirmation jobs of every route.
+type Deliverer struct {
+	Store   *store.Store
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+
+	routes map[fmn.Kind]*Route
+	queues map[string]*Route
+}
+
+// NewDeliverer sets up the routes; a kind without one has no sender here.
+func NewDeliverer(st *store.Store, m *metrics.Metrics, log *slog.Logger, routes ...Route) *Deliverer {
+	dl := &Deliverer{Store: st, Metrics: m, Log: log, routes: map[fmn.Kind]*Route{}, queues: map[string]*Route{}}
+	for i := range routes {
+		r := &routes[i]
+		dl.routes[r.Kind], dl.queues[string(r.Kind)] = r, r
+	}
+	return dl
+}
+
+func (dl *Deliverer) now() time.Time {
+	if dl.Now != nil {
+		return dl.Now()
+	}
+	return time.Now()
+}
+
+// Quiet returns the quiet hours of a destination's owner.
+func (dl *Deliverer) Quiet(ctx context.Context, userID int64) (fmn.Quiet, error) {
+	us, err := dl.Store.GetUserSettings(ctx, userID)
+	if err != nil {
+		return fmn.Quiet{}, err
+	}
+	return fmn.QuietOf(us.Timezone, us.QuietStart, us.QuietEnd), nil
+}
+
+// gone turns "not found" into a cancelled job: the notification or the
+// destination was deleted, and no retry will bring it back.
+func gone(err error, what string, id int64) error {
+	if errors.Is(err, apperr.ErrNotFound) {
+		return river.JobCancel(fmt.Errorf("%s %d: %w", what, id, errGone))
+	}
+	return err
+}
+
+func (dl *Deliverer) route(queue string) *Route {
+	if r := dl.queues[queue]; r != nil {
+		return r
+	}
+	return &Route{Timeout: time.Minute, Backoff: 10 * time.Second, MaxBackoff: 2 * time.Hour}
+}
+
+// NextRetry is a route's backoff: Backoff doubling per attempt up to
+// MaxBackoff, without jitter so tests can reason about it.
+func (r Route) NextRetry(attempt int) time.Time {
+	d := r.Backoff << min(max(attempt-1, 0), 16)
+	return time.Now().Add(min(d, r.MaxBackoff))
+}
+
+// notify delivers one notification: it loads it and its destination,
+// decides, claims when the channel holds what it needs, sends, and records
+// the outcome.
+func (dl *Deliverer) notify(ctx context.Context, job *rivertype.JobRow, id int64) error {
+	n, err := dl.Store.GetNotification(ctx, id)
+	if err != nil {
+		return gone(err, "notification", id)
+	}
+	if n.Status.Final() {
+		return nil // sent or given up by an earlier attempt
+	}
+	d, err := dl.Store.DestinationByID(ctx, n.DestinationID)
+	if err != nil {
+		return gone(err, "destination", n.DestinationID)
+	}
+	r := dl.routes[d.Kind]
+	if r == nil {
+		return river.JobCancel(fmt.Errorf("no %s channel is set up here", d.Kind))
+	}
+	now := dl.now()
+	if n.Status == fmn.StatusSending && !r.Again {
+		// A worker stopped while sending it: it may have arrived.
+		_, err := dl.Store.ClaimNotification(ctx, n.ID, now, false)
+		dl.Log.Warn("notification was being sent when a worker stopped; not sending it again",
+			"notification_id", n.ID, "destination_id", d.ID, "channel", d.Kind)
+		return err
+	}
+	if n.Status != fmn.StatusSending {
+		quiet, err := dl.Quiet(ctx, d.UserID)
+		if err != nil {
+			return err
+		}
+		dec, reason := Decide(d, quiet, now)
+		holder, _ := r.Channel.(Digester)
+		switch {
+		case dec == Drop || dec == HoldQuiet && holder == nil:
+			return dl.Store.FinishNotification(ctx, n.ID, fmn.StatusDead, reason)
+		case dec != Send && holder != nil:
+			return holder.Hold(ctx, d, n, fmn.PolicyOf(d.Delivery), quiet)
+		case r.Stale > 0 && now.Sub(n.CreatedAt) > r.Stale:
+			return dl.Store.FinishNotification(ctx, n.ID, fmn.StatusDead,
+				fmt.Sprintf("not sent within %s: too late to be news", r.Stale))
+		}
+	}
+	claimed := false
+	claim := func(ctx context.Context) (bool, error) {
+		res, err := dl.Store.ClaimNotification(ctx, n.ID, dl.now(), r.Again)
+		claimed = res == store.ClaimOK
+		return claimed, err
+	}
+	err = r.Channel.Send(ctx, d, n, claim)
+	if err == nil {
+		if !claimed {
+			return nil
+		}
+		if err := dl.Store.FinishNotification(ctx, n.ID, fmn.StatusSent, ""); err != nil {
+			return err
+		}
+		dl.Metrics.Sent.WithLabelValues(string(d.Kind)).Inc()
+		return nil
+	}
+	dl.Metrics.Failures.WithLabelValues(string(d.Kind)).Inc()
+	return dl.Failed(ctx, job, d, err, func(status fmn.Status, reason string) error {
+		if !claimed && status == fmn.StatusFailed {
+			return nil // nothing was claimed: the notification stays as it was
+		}
+		return dl.Store.FinishNotification(context.WithoutCancel(ctx), n.ID, status, reason)
+	})
+}
+
+// Failed records a failed send to d as its channel reads the error, and
+// returns what the job does next: record writes the status of what was
+// sent (a notification, a digest). A permanent failure also marks the
+// destination failing.
+func (dl *Deliverer) Failed(ctx context.Context, job *rivertype.JobRow, d fmn.Destination, err error, record func(fmn.Status, string) error) error {
+	reason := Clean(err.Error())
+	v := Verdict{Outcome: Temporary}
+	if r := dl.routes[d.Kind]; r != nil {
+		v = r.Channel.Classify(err)
+	}
+	switch v.Outcome {
+	case Permanent:
+		if ferr := dl.Store.SetDestinationFailing(context.WithoutCancel(ctx), d.ID, reason); ferr != nil {
+			dl.Log.Error("mark destination failing", "destination_id", d.ID, "err", ferr)
+		}
+		_ = record(fmn.StatusDead, reason)
+		dl.Log.Warn("permanent failure; destination marked failing", "destination_id", d.ID, "channel", d.Kind, "err", err)
+		return river.JobCancel(err)
+	case Unknown:
+		_ = record(fmn.StatusUnknown, "the connection failed while the server was answering; it may have arrived, and is not sent again: "+reason)
+		return river.JobCancel(err)
+	case RateLimited:
+		_ = record(fmn.StatusFailed, reason)
+		return river.JobSnooze(max(v.RetryAfter, time.Second))
+	}
+	status := fmn.StatusFailed
+	if job != nil && job.Attempt >= job.MaxAttempts {
+		status = fmn.StatusDead
+	}
+	if rerr := record(status, reason); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
+}
+
+// confirm sends a destination its confirmation. The code is made here, at
+// send time, so it never sits in plain text in the job table; a
+// confirmation still not sent when its code would have expired is dropped.
+func (dl *Deliverer) confirm(ctx context.Context, job *rivertype.JobRow, id int64) error {
+	d, err := dl.Store.DestinationByID(ctx, id)
+	if err != nil {
+		return gone(err, "destination", id)
+	}
+	if d.Confirmed || !d.Enabled {
+		return nil
+	}
+	r := dl.routes[d.Kind]
+	if r == nil {
+		return river.JobCancel(fmt.Errorf("no %s channel is set up here", d.Kind))
+	}
+	if dl.now().Sub(job.CreatedAt) > store.ConfirmTTL {
+		return river.JobCancel(errors.New("confirmation not sent within its code's lifetime"))
+	}
+	code, owner, err := dl.Store.NewConfirmation(ctx, d.ID)
+	if errors.Is(err, apperr.ErrNotFound) {
+		return nil // confirmed meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.Channel.Confirm(ctx, d, owner, code); err != nil {
+		return dl.Failed(ctx, job, d, err, func(fmn.Status, string) error { return nil })
+	}
+	return nil
+}
+
+// NotifyWorker is the River worker of NotifyArgs, for every channel.
+type NotifyWorker struct {
+	river.WorkerDefaults[NotifyArgs]
+	*Deliverer
+}
+
+// Work implements river.Worker.
+func (w NotifyWorker) Work(ctx context.Context, job *river.Job[NotifyArgs]) error {
+	return w.notify(ctx, job.JobRow, job.Args.NotificationID)
+}
+
+// Timeout implements river.Worker: the route's.
+func (w NotifyWorker) Timeout(job *river.Job[NotifyArgs]) time.Duration {
+	return w.route(job.Queue).Timeout
+}
+
+// NextRetry implements river.Worker: the route's backoff.
+func (w NotifyWorker) NextRetry(job *river.Job[NotifyArgs]) time.Time {
+	return w.route(job.Queue).NextRetry(job.Attempt)
+}
+
+// ConfirmWorker is the River worker of ConfirmArgs, for every channel.
+type ConfirmWorker struct {
+	river.WorkerDefaults[ConfirmArgs]
+	*Deliverer
+}
+
+// Work implements river.Worker.
+func (w ConfirmWorker) Work(ctx context.Context, job *river.Job[ConfirmArgs]) error {
+	return w.confirm(ctx, job.JobRow, job.Args.DestinationID)
+}
+
+// Timeout implements river.Worker: the route's.
+func (w ConfirmWorker) Timeout(job *river.Job[ConfirmArgs]) time.Duration {
+	return w.route(job.Queue).Timeout
+}
