@@ -51,13 +51,21 @@ func ValidateAddress(kind Kind, address string) (string, error) {
 	}
 }
 
-// AddressKey is the form in which two addresses of kind compare equal: an
-// email address in lower case, an IRC nick folded, a push subscription its
-// endpoint, a Matrix ID as it is. Rate limits count by it.
+// AddressKey is the form in which two addresses of kind compare equal for
+// rate limits: an email address as the mailbox it reaches (lower case,
+// without a "+tag", which most providers deliver to the same mailbox, so
+// victim+1@, victim+2@ … share one allowance), an IRC nick folded, a push
+// subscription its endpoint, a Matrix ID as it is.
 func AddressKey(kind Kind, address string) string {
 	switch kind {
 	case KindEmail:
-		return strings.ToLower(address)
+		a := strings.ToLower(address)
+		if plus := strings.IndexByte(a, '+'); plus >= 0 {
+			if at := strings.IndexByte(a[plus:], '@'); at >= 0 {
+				a = a[:plus] + a[plus+at:]
+			}
+		}
+		return a
 	case KindIRC:
 		return FoldNick(address)
 	case KindPush:

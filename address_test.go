@@ -55,3 +55,20 @@ func TestValidateAddress(t *testing.T) {
 		}
 	}
 }
+
+func TestAddressKey(t *testing.T) {
+	for _, c := range []struct {
+		kind     Kind
+		in, want string
+	}{
+		{KindEmail, "Jane+fmn@Example.org", "jane@example.org"},
+		{KindEmail, "jane@example.org", "jane@example.org"},
+		{KindIRC, "Alice[m]", "alice{m}"},
+		{KindMatrix, "@jane:fedora.im", "@jane:fedora.im"},
+		{KindPush, `{"endpoint":"https://push.example.net/x","keys":{}}`, "https://push.example.net/x"},
+	} {
+		if got := AddressKey(c.kind, c.in); got != c.want {
+			t.Errorf("AddressKey(%s, %q) = %q, want %q", c.kind, c.in, got, c.want)
+		}
+	}
+}

@@ -19,7 +19,7 @@ UPDATE confirm_sends SET kind = CASE
     WHEN address LIKE '{%' THEN 'push'
     WHEN address LIKE '%@%' THEN 'email'
     ELSE 'irc' END,
-  address = CASE WHEN address LIKE '%@%' THEN lower(address)
+  address = CASE WHEN address LIKE '%@%' THEN lower(regexp_replace(address, '\+[^@]*@', '@'))
     WHEN address LIKE '{%' THEN address
     ELSE lower(translate(address, '[]\~', '{}|^')) END;
 INSERT INTO confirm_sends (kind, address, created_at)
