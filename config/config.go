@@ -9,7 +9,6 @@ package config
 import (
 	"bufio"
 	"errors"
-	"fmn"
 	"fmt"
 	"net"
 	"net/mail"
@@ -21,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"fmn"
 )
 
 // Defaults, with the reason beside each.

@@ -2,11 +2,11 @@ package consumer
 
 import (
 	"context"
-	"fmn"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"fmn"
 	"fmn/rules"
 	"fmn/store"
 	"fmn/store/storetest"

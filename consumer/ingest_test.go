@@ -2,12 +2,12 @@ package consumer
 
 import (
 	"context"
-	"fmn"
 	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
+	"fmn"
 	"fmn/delivery"
 	"fmn/metrics"
 	"fmn/rules"

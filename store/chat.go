@@ -2,11 +2,12 @@ package store
 
 import (
 	"context"
-	"fmn"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"fmn"
 )
 
 // atAddress is the SQL condition "destination of kind at address $N" for

@@ -3,13 +3,13 @@ package store_test
 import (
 	"context"
 	"errors"
-	"fmn"
 	"fmn/apperr"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"fmn"
 	"fmn/store"
 	"fmn/store/storetest"
 )

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"fmn"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"fmn"
 	"fmn/apperr"
 )
 
@@ -91,7 +91,7 @@ func (s *Store) NewConfirmation(ctx context.Context, id int64) (code, owner stri
 // DestinationByCode returns the unconfirmed destination a live code was
 // issued for, changing nothing (the page a confirmation link opens shows
 // it); anything else is ErrNotFound.
-func (s *Store) DestinationByCode(ctx context.Context, code string) (Destination, error) {
+func (s *Store) DestinationByCode(ctx context.Context, code string) (fmn.Destination, error) {
 	d, err := scanDestination(s.Pool.QueryRow(ctx, `SELECT `+destinationCols+` FROM destinations
 		WHERE confirm_hash = $1 AND confirm_expires_at > now() AND confirmed_at IS NULL`, HashSecret(code)))
 	return d, translate(err, "find destination by code")

@@ -2,19 +2,25 @@ package store
 
 import (
 	"context"
-	"fmn"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"fmn"
 	"fmn/apperr"
 )
 
 // HoldForDigest parks a pending notification until its destination's next
-// digest. It reports the number of items now waiting for that destination.
+// digest. It reports the number of items now waiting for that destination,
+// counted under a lock of the destination's row.
 func (s *Store) HoldForDigest(ctx context.Context, id, destinationID int64, now time.Time) (int, error) {
 	var n int
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		// Holds for one destination take turns, so that the last of a
+		// burst counts every item before it and sends the digest.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM destinations WHERE id = $1 FOR UPDATE`, destinationID); err != nil {
+			return translate(err, "lock destination")
+		}
 		if _, err := tx.Exec(ctx, `UPDATE notifications SET held_at = $2, status = 'pending'
 			WHERE id = $1 AND status IN ('pending', 'failed') AND held_at IS NULL`, id, now); err != nil {
 			return translate(err, "hold notification for digest")

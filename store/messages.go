@@ -2,11 +2,11 @@ package store
 
 import (
 	"context"
-	"fmn"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"fmn"
 	"fmn/rules/meta"
 )
 

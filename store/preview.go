@@ -3,13 +3,13 @@ package store
 import (
 	"context"
 	"errors"
-	"fmn"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"fmn"
 	"fmn/apperr"
 	"fmn/rules"
 )

@@ -3,12 +3,12 @@ package store_test
 import (
 	"context"
 	"errors"
-	"fmn"
 	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"fmn"
 	"fmn/apperr"
 	"fmn/rules"
 	"fmn/rules/meta"

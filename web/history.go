@@ -1,13 +1,13 @@
 package web
 
 import (
-	"fmn"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"fmn"
 	"fmn/apperr"
 	"fmn/rules"
 )

@@ -2,11 +2,11 @@ package web
 
 import (
 	"context"
-	"fmn"
 	"log/slog"
 	"sync"
 	"time"
 
+	"fmn"
 	"fmn/store"
 )
 

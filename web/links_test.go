@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"fmn"
 	"fmn/store"
 )
 
@@ -61,7 +62,7 @@ func TestFinding8LinksDoNotActOnGet(t *testing.T) {
 	}
 
 	// Confirmation link.
-	var d store.Destination
+	var d fmn.Destination
 	err = s.st.InTx(context.Background(), func(tx pgx.Tx) error {
 		var err error
 		d, err = store.CreateDestination(context.Background(), tx, 1, "email", "other@example.org")

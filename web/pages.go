@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"errors"
-	"fmn"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"fmn"
 	"fmn/apperr"
 	"fmn/store"
 	"fmn/templates"
@@ -185,7 +185,7 @@ func (s *Server) confirmLink(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.renderStatus(w, http.StatusOK, "link.html", linkPage{Page: s.base(r, "Confirm this destination"),
-		Intro: "Send fmn's notifications (" + d.Kind + ") to", Address: d.Address,
+		Intro: "Send fmn's notifications (" + string(d.Kind) + ") to", Address: d.Address,
 		Action: "/confirm/" + url.PathEscape(code), Button: "Confirm"})
 	return nil
 }

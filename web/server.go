@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"fmn"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"fmn"
 	"fmn/config"
 	"fmn/consumer"
 	"fmn/metrics"

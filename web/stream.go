@@ -2,11 +2,12 @@ package web
 
 import (
 	"encoding/json"
-	"fmn"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
+
+	"fmn"
 )
 
 // heartbeat keeps proxies from closing an idle stream and lets a client

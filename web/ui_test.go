@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"encoding/json"
-	"fmn"
 	"fmt"
 	"github.com/riverqueue/river"
 	"io"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"fmn"
 	"fmn/delivery"
 	"fmn/delivery/email"
 	"fmn/metrics"

@@ -3,7 +3,6 @@ package email
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmn"
 	"fmt"
 	"net/url"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/wneessen/go-mail"
 
+	"fmn"
 	"fmn/store"
 )
 

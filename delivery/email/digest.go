@@ -3,7 +3,6 @@ package email
 import (
 	"context"
 	"errors"
-	"fmn"
 	"fmn/delivery"
 	"fmt"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"fmn"
 	"fmn/apperr"
 	"fmn/store"
 )

@@ -3,7 +3,6 @@ package email
 import (
 	"context"
 	"encoding/json"
-	"fmn"
 	"fmt"
 	gomail "github.com/wneessen/go-mail"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"fmn"
 	"fmn/delivery"
 	"fmn/delivery/email/smtptest"
 	"fmn/metrics"

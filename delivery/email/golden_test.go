@@ -2,12 +2,13 @@ package email
 
 import (
 	"flag"
-	"fmn"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"fmn"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")

@@ -3,12 +3,12 @@ package email
 import (
 	"context"
 	"errors"
-	"fmn"
 	"fmt"
 	"time"
 
 	"github.com/riverqueue/river"
 
+	"fmn"
 	"fmn/apperr"
 	"fmn/store"
 )

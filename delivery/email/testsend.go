@@ -3,11 +3,11 @@ package email
 import (
 	"context"
 	"errors"
-	"fmn"
 	"fmt"
 
 	"github.com/riverqueue/river"
 
+	"fmn"
 	"fmn/apperr"
 )
 

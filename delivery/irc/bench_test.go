@@ -2,12 +2,9 @@ package irc_test
 
 import (
 	"context"
-	"fmn"
 	"fmn/delivery/deliverytest"
 	"fmn/delivery/irc"
 	"fmt"
-	"maps"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"fmn"
 	"fmn/delivery/irc/irctest"
 )
 
@@ -117,15 +115,7 @@ func startBotB(b *testing.B, h *deliverytest.Harness, srv *irctest.Server) *irc.
 	return startBot(b, h, srv, "fmnbot")
 }
 
-// benchLines holds each figure's last measurement: the testing package runs
-// a benchmark several times to find its b.N, and only the last run counts.
-// TestMain prints them once at the end.
+// benchLines holds each figure's last measurement (see deliverytest.Bench).
 var benchLines = map[string]string{}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, k := range slices.Sorted(maps.Keys(benchLines)) {
-		fmt.Println(benchLines[k])
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { deliverytest.Bench(m, benchLines) }

@@ -2,7 +2,6 @@ package irc_test
 
 import (
 	"context"
-	"fmn"
 	"fmn/delivery/deliverytest"
 	"fmn/delivery/irc"
 	"regexp"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"fmn"
 	"fmn/delivery"
 	"fmn/delivery/irc/irctest"
 	"fmn/store"

@@ -1,15 +1,13 @@
 package push_test
 
 import (
-	"fmn"
 	"fmn/delivery/deliverytest"
 	"fmt"
-	"maps"
-	"os"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"fmn"
 )
 
 // BenchmarkPush: notifications pushed per second through River and
@@ -44,15 +42,7 @@ func BenchmarkPush(b *testing.B) {
 	benchLines["push_msgs_per_s"] = fmt.Sprintf("bench: push_msgs_per_s %.0f msgs/s", float64(b.N*subs*msgs)/elapsed.Seconds())
 }
 
-// benchLines holds each figure's last measurement: the testing package runs
-// a benchmark several times to find its b.N, and only the last run counts.
-// TestMain prints them once at the end.
+// benchLines holds each figure's last measurement (see deliverytest.Bench).
 var benchLines = map[string]string{}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, k := range slices.Sorted(maps.Keys(benchLines)) {
-		fmt.Println(benchLines[k])
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { deliverytest.Bench(m, benchLines) }

@@ -2,7 +2,6 @@ package push_test
 
 import (
 	"context"
-	"fmn"
 	"fmn/delivery/deliverytest"
 	"fmn/delivery/push"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"fmn"
 	"fmn/delivery/push/pushtest"
 )
 
