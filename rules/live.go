@@ -18,6 +18,11 @@ type Changes struct {
 	// Deleted holds the changed rules that can no longer match: deleted,
 	// disabled, or whose owner is gone.
 	Deleted []int64
+	// Artifacts holds the current maintainers of every artifact whose
+	// maintainers changed; Members the current groups of every user whose
+	// groups changed. A full load lists them all.
+	Artifacts []ArtifactOwners
+	Members   []Membership
 }
 
 // Source reads rules from the database. The version is a counter that every
@@ -26,8 +31,9 @@ type Changes struct {
 type Source interface {
 	// Version reads the current version in tx.
 	Version(ctx context.Context, tx pgx.Tx) (int64, error)
-	// Load reads every rule that can match, and the version they are at.
-	Load(ctx context.Context, tx pgx.Tx) (int64, []Rule, error)
+	// Load reads the whole state, at one version: every rule that can
+	// match (Upserts), every artifact's maintainers and every user's groups.
+	Load(ctx context.Context, tx pgx.Tx) (Changes, error)
 	// Since reads the changes after version since; ok is false when the
 	// change log no longer reaches back that far.
 	Since(ctx context.Context, tx pgx.Tx, since int64) (ch Changes, ok bool, err error)
@@ -78,17 +84,17 @@ func (l *Live) Current(ctx context.Context, tx pgx.Tx) (*Set, error) {
 			return nil, fmt.Errorf("read rule changes: %w", err)
 		}
 		if ok {
-			next := &liveSet{version: ch.Version, set: cur.set.With(ch.Upserts, ch.Deleted)}
+			next := &liveSet{version: ch.Version, set: cur.set.Apply(ch)}
 			l.current.Store(next)
 			l.Updates.Add(1)
 			return next.set, nil
 		}
 	}
-	v, rs, err := l.src.Load(ctx, tx)
+	all, err := l.src.Load(ctx, tx)
 	if err != nil {
 		return nil, fmt.Errorf("load rules: %w", err)
 	}
-	next := &liveSet{version: v, set: NewSet(rs)}
+	next := &liveSet{version: all.Version, set: NewSetFrom(all)}
 	l.current.Store(next)
 	l.Loads.Add(1)
 	return next.set, nil

@@ -22,8 +22,10 @@ type Match struct {
 }
 
 // Hit names one tracking entry of a rule: the field of the rule shape
-// ("mine", "users", "packages", "topics", "apps") and, except for mine, the
-// entry as the rule spells it ("python-*").
+// ("mine", "users", "packages", "topics", "apps", "agents", "owned", …)
+// and, except for mine and owned, the entry as the rule spells it
+// ("python-*", "bob"). For my_groups, whose rule names no group, the entry
+// is the owner's group that maintains the artifact.
 type Hit struct {
 	Field string
 	Entry string
@@ -36,7 +38,19 @@ const (
 	HitPackages = "packages"
 	HitTopics   = "topics"
 	HitApps     = "apps"
+
+	HitAgents     = "agents"
+	HitContainers = "containers"
+	HitModules    = "modules"
+	HitFlatpaks   = "flatpaks"
+	HitOwned      = "owned"
+	HitOwnedBy    = "owned_by"
+	HitGroups     = "groups"
+	HitMyGroups   = "my_groups"
 )
+
+// typedHits is the Hit field of each artifact kind's typed entries.
+var typedHits = [nKinds]string{HitPackages, HitContainers, HitModules, HitFlatpaks}
 
 // crule is a rule as the index keeps it: its tracking entries (to unfile
 // it on change), its destinations and its filters, with globs compiled once.
@@ -93,18 +107,31 @@ func (c *crule) passes(md *meta.Metadata, sev int) bool {
 // Set is an immutable snapshot of every enabled rule, indexed by what they track; safe for concurrent use. With derives the
 // next snapshot from a change without rebuilding.
 type Set struct {
-	byID     idMap
-	n        int
-	users    fieldIndex // track.users, and track.mine under the owner's name
-	packages fieldIndex
-	apps     fieldIndex
-	topics   fieldIndex
+	byID   idMap
+	n      int
+	users  fieldIndex // track.users, and track.mine under the owner's name
+	typed  [nKinds]fieldIndex
+	apps   fieldIndex
+	topics fieldIndex
+	agents fieldIndex
+
+	// Ownership (owned.go): artifact name → its maintainers' principal
+	// keys, per kind; principal key → the rules following it; user → the
+	// groups they are in; user → their my_groups rules.
+	owners   [nKinds]strMap[[]string]
+	watch    strMap[*group]
+	members  strMap[[]string]
+	myGroups strMap[*group]
 }
 
 // NewSet indexes rules. Disabled rules are left out: they can never produce
 // a match. An enabled rule without a destination still matches, into its
 // owner's history (Match.DestinationID 0).
 func NewSet(rs []Rule) *Set { return (&Set{}).With(rs, nil) }
+
+// NewSetFrom indexes a whole state: rules, who maintains what and who is in
+// which group.
+func NewSetFrom(ch Changes) *Set { return (&Set{}).Apply(ch) }
 
 // Len is the number of rules that can match.
 func (s *Set) Len() int { return s.n }
@@ -113,16 +140,35 @@ func (s *Set) Len() int { return s.n }
 // the same id (or is added), and the rules of deleted ids are gone; s itself
 // is unchanged. Only the index entries of the changed rules are touched.
 func (s *Set) With(upserts []Rule, deleted []int64) *Set {
+	return s.Apply(Changes{Upserts: upserts, Deleted: deleted})
+}
+
+// Apply returns a new Set with the changes of ch: rules replaced, added or
+// deleted as With does, each user of ch.Members given exactly those groups,
+// and each artifact of ch.Artifacts exactly those maintainers. s itself is
+// unchanged.
+func (s *Set) Apply(ch Changes) *Set {
 	n := *s
 	e := &edit{}
-	for _, id := range deleted {
+	for _, id := range ch.Deleted {
 		n.remove(e, id)
 	}
-	for _, r := range upserts {
+	for _, r := range ch.Upserts {
 		n.remove(e, r.ID)
+	}
+	// Between taking rules out and putting them back, so that a my_groups
+	// rule is filed under its owner's groups as they now are.
+	for _, mb := range ch.Members {
+		n.setMembership(e, mb.User, mb.Groups)
+	}
+	for _, r := range ch.Upserts {
 		if r.Enabled {
 			n.add(e, compileRule(r))
 		}
+	}
+	intern := map[string]string{}
+	for _, a := range ch.Artifacts {
+		n.setOwners(e, a, intern)
 	}
 	return &n
 }
@@ -168,9 +214,13 @@ func (s *Set) file(e *edit, c *crule, add bool) {
 		users = slices.DeleteFunc(slices.Clone(users), func(u string) bool { return u == c.owner })
 	}
 	do(&s.users, users, false, false)
-	do(&s.packages, t.Packages, false, false)
+	for k := range nKinds {
+		do(&s.typed[k], typedTrack(t, k), false, false)
+	}
 	do(&s.apps, t.Apps, false, false)
 	do(&s.topics, t.Topics, false, true)
+	do(&s.agents, t.Agents, false, false)
+	s.fileOwnership(e, c, add)
 }
 
 func isLiteral(p string) bool { return CompileGlob(p).literal }
@@ -192,14 +242,21 @@ func (s *Set) AppendMatches(dst []Match, md *meta.Metadata) []Match {
 	for _, u := range md.Usernames {
 		s.users.lookup(u, m)
 	}
-	m.field = HitPackages
-	for _, p := range md.Packages {
-		s.packages.lookup(p, m)
+	for k := range nKinds {
+		for _, a := range artifactsOf(md, k) {
+			m.field = typedHits[k]
+			s.typed[k].lookup(a, m)
+			s.visitOwners(k, a, m)
+		}
 	}
 	m.field = HitApps
 	s.apps.lookup(md.App, m)
 	m.field = HitTopics
 	s.topics.lookup(md.Topic, m)
+	if md.Agent != "" {
+		m.field = HitAgents
+		s.agents.lookup(md.Agent, m)
+	}
 	out := m.out
 	m.md, m.out = nil, nil
 	matchers.Put(m)
@@ -259,15 +316,20 @@ func (m *matcher) visit(rs []*crule, pattern string) {
 			// lists it too.
 			hit = Hit{Field: HitMine}
 		}
-		if len(c.dests) == 0 {
-			// History only: one per user, keyed apart from every
-			// destination id (those are positive).
-			m.emit(c, -c.userID, 0, hit)
-			continue
-		}
-		for _, d := range c.dests {
-			m.emit(c, d, d, hit)
-		}
+		m.emitRule(c, hit)
+	}
+}
+
+// emitRule emits rule c's matches, credited to hit.
+func (m *matcher) emitRule(c *crule, hit Hit) {
+	if len(c.dests) == 0 {
+		// History only: one per user, keyed apart from every
+		// destination id (those are positive).
+		m.emit(c, -c.userID, 0, hit)
+		return
+	}
+	for _, d := range c.dests {
+		m.emit(c, d, d, hit)
 	}
 }
 

@@ -13,12 +13,15 @@ import (
 
 // bodhiMsg is the message most table rows are judged against.
 var bodhiMsg = meta.Metadata{
-	Topic:     "org.fedoraproject.prod.bodhi.update.comment",
-	App:       "bodhi",
-	Agent:     "alice",
-	Usernames: []string{"alice", "bob"},
-	Packages:  []string{"kernel", "python-requests"},
-	Summary:   "alice commented on an update",
+	Topic:      "org.fedoraproject.prod.bodhi.update.comment",
+	App:        "bodhi",
+	Agent:      "alice",
+	Usernames:  []string{"alice", "bob"},
+	Packages:   []string{"kernel", "python-requests"},
+	Containers: []string{"fedora-toolbox"},
+	Modules:    []string{"nodejs"},
+	Flatpaks:   []string{"org.gnome.Maps"},
+	Summary:    "alice commented on an update",
 }
 
 func TestMatchTable(t *testing.T) {
@@ -80,6 +83,18 @@ func TestMatchTable(t *testing.T) {
 		{"debug seen when asked for", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "debug"}, withSev("debug"), true},
 		{"asking for debug keeps the rest", "z", Track{Apps: []string{"bodhi"}}, Filters{SeverityAtLeast: "debug"}, bodhiMsg, true},
 		{"info seen without a filter", "z", Track{Apps: []string{"bodhi"}}, Filters{}, withSev("info"), true},
+		{"agents exact", "z", Track{Agents: []string{"alice"}}, Filters{}, bodhiMsg, true},
+		{"agents glob", "z", Track{Agents: []string{"al*"}}, Filters{}, bodhiMsg, true},
+		{"agents: a user named but not acting", "z", Track{Agents: []string{"bob"}}, Filters{}, bodhiMsg, false},
+		{"agents: no agent", "z", Track{Agents: []string{"*"}}, Filters{}, noAgent, false},
+		{"containers exact", "z", Track{Containers: []string{"fedora-toolbox"}}, Filters{}, bodhiMsg, true},
+		{"containers glob", "z", Track{Containers: []string{"fedora-*"}}, Filters{}, bodhiMsg, true},
+		{"containers are not packages", "z", Track{Packages: []string{"fedora-toolbox"}}, Filters{}, bodhiMsg, false},
+		{"packages are not containers", "z", Track{Containers: []string{"kernel"}}, Filters{}, bodhiMsg, false},
+		{"modules exact", "z", Track{Modules: []string{"nodejs"}}, Filters{}, bodhiMsg, true},
+		{"modules are not packages", "z", Track{Packages: []string{"nodejs"}}, Filters{}, bodhiMsg, false},
+		{"flatpaks exact", "z", Track{Flatpaks: []string{"org.gnome.Maps"}}, Filters{}, bodhiMsg, true},
+		{"flatpaks glob", "z", Track{Flatpaks: []string{"org.gnome.*"}}, Filters{}, bodhiMsg, true},
 		{"every filter must pass", "z", Track{Apps: []string{"bodhi"}}, Filters{Apps: []string{"bodhi"}, TopicsExclude: []string{"*.comment"}}, bodhiMsg, false},
 	}
 	for _, c := range cases {
@@ -164,6 +179,7 @@ func TestMatchManyDestinations(t *testing.T) {
 type randomWorld struct {
 	rnd                               *rand.Rand
 	users, pkgs, apps, topics, owners []string
+	groups                            []string
 }
 
 func newWorld(seed uint64) *randomWorld {
@@ -172,6 +188,7 @@ func newWorld(seed uint64) *randomWorld {
 	w.owners = []string{"alice", "bob", "carol", "zed"}
 	w.pkgs = []string{"kernel", "kernel-headers", "python-requests", "python3-docs", "gcc", "rust-serde", "nodejs"}
 	w.apps = []string{"bodhi", "koji", "pagure", "dist-git", "fas", ""}
+	w.groups = []string{"python-sig", "kernel-sig", "provenpackager"}
 	w.topics = []string{
 		"org.fedoraproject.prod.bodhi.update.comment", "org.fedoraproject.prod.bodhi.update.request.testing",
 		"org.fedoraproject.stg.buildsys.build.state.change", "org.fedoraproject.prod.buildsys.task.state.change",
@@ -220,10 +237,38 @@ func (w *randomWorld) patterns(xs []string, max int) []string {
 	return ps
 }
 
+// names returns up to max names from xs, never patterns.
+func (w *randomWorld) names(xs []string, max int) []string {
+	var out []string
+	for range w.rnd.IntN(max + 1) {
+		out = append(out, w.pick(xs))
+	}
+	return out
+}
+
+// artifacts draws who maintains what, for a few artifacts of each kind.
+func (w *randomWorld) artifacts(n int) []ArtifactOwners {
+	var out []ArtifactOwners
+	for range n {
+		out = append(out, ArtifactOwners{Namespace: w.pick(namespaces[:]), Name: w.pick(w.pkgs),
+			Users: w.names(w.users, 2), Groups: w.names(w.groups, 1)})
+	}
+	return out
+}
+
+// memberships draws the groups of a few users.
+func (w *randomWorld) memberships(n int) []Membership {
+	var out []Membership
+	for range n {
+		out = append(out, Membership{User: w.pick(w.users), Groups: w.names(w.groups, 2)})
+	}
+	return out
+}
+
 func (w *randomWorld) rule(id int64) Rule {
 	owner := w.rnd.IntN(len(w.owners))
 	r := Rule{ID: id, UserID: int64(owner + 1), Owner: w.owners[owner], Name: "r", Enabled: w.rnd.IntN(10) > 0}
-	for r.Track.Mine == false && len(r.Track.Users)+len(r.Track.Packages)+len(r.Track.Apps)+len(r.Track.Topics) == 0 {
+	for !r.Track.tracksSomething() {
 		r.Track = Track{
 			Mine: w.rnd.IntN(4) == 0, Users: w.patterns(w.users, 2), Packages: w.patterns(w.pkgs, 2),
 			Apps: w.patterns(w.apps, 1), Topics: w.patterns(w.topics, 1),
@@ -231,6 +276,16 @@ func (w *randomWorld) rule(id int64) Rule {
 		if w.rnd.IntN(3) > 0 {
 			r.Track.Topics = nil
 			r.Track.Apps = nil
+		}
+		if w.rnd.IntN(2) == 0 {
+			r.Track.Owned = w.rnd.IntN(2) == 0
+			r.Track.MyGroups = w.rnd.IntN(2) == 0
+			r.Track.OwnedBy = w.names(w.users, 2)
+			r.Track.Groups = w.names(w.groups, 2)
+			r.Track.Agents = w.patterns(w.users, 1)
+			r.Track.Containers = w.patterns(w.pkgs, 1)
+			r.Track.Modules = w.patterns(w.pkgs, 1)
+			r.Track.Flatpaks = w.patterns(w.pkgs, 1)
 		}
 	}
 	if w.rnd.IntN(3) == 0 {
@@ -256,6 +311,15 @@ func (w *randomWorld) message() meta.Metadata {
 	for range w.rnd.IntN(3) {
 		md.Packages = append(md.Packages, w.pick(w.pkgs))
 	}
+	for range w.rnd.IntN(2) {
+		md.Containers = append(md.Containers, w.pick(w.pkgs))
+	}
+	for range w.rnd.IntN(2) {
+		md.Modules = append(md.Modules, w.pick(w.pkgs))
+	}
+	for range w.rnd.IntN(2) {
+		md.Flatpaks = append(md.Flatpaks, w.pick(w.pkgs))
+	}
 	if len(md.Usernames) > 0 && w.rnd.IntN(2) == 0 {
 		md.Agent = md.Usernames[0]
 	}
@@ -278,14 +342,38 @@ func TestIndexEqualsNaive(t *testing.T) {
 				byID[id] = r
 				all = append(all, r)
 			}
-			set := NewSet(all)
+			// The ownership state as it stands after each step: artifact
+			// → maintainers, user → groups.
+			owners := map[string]ArtifactOwners{}
+			groups := map[string][]string{}
+			state := func() Changes {
+				ch := Changes{}
+				for _, r := range byID {
+					ch.Upserts = append(ch.Upserts, r)
+				}
+				for _, a := range owners {
+					ch.Artifacts = append(ch.Artifacts, a)
+				}
+				for u, gs := range groups {
+					ch.Members = append(ch.Members, Membership{User: u, Groups: gs})
+				}
+				return ch
+			}
+			record := func(as []ArtifactOwners, ms []Membership) {
+				for _, a := range as {
+					owners[a.Namespace+"/"+a.Name] = a
+				}
+				for _, m := range ms {
+					groups[m.User] = m.Groups
+				}
+			}
+			first := Changes{Upserts: all, Artifacts: w.artifacts(12), Members: w.memberships(4)}
+			record(first.Artifacts, first.Members)
+			set := NewSetFrom(first)
 			check := func(step string) {
 				t.Helper()
-				var cur []Rule
-				for _, r := range byID {
-					cur = append(cur, r)
-				}
-				naive := newNaive(cur)
+				cur := state()
+				naive := newNaiveFrom(cur)
 				for range 200 {
 					md := w.message()
 					ms := set.Match(md)
@@ -294,12 +382,12 @@ func TestIndexEqualsNaive(t *testing.T) {
 						t.Fatalf("%s: message %+v:\nindex %v\nnaive %v", step, md, got, want)
 					}
 					for _, m := range ms {
-						if !validHit(byID[m.RuleID], md, m.Hit) {
+						if !naive.validHit(byID[m.RuleID], md, m.Hit) {
 							t.Fatalf("%s: message %+v: rule %+v credited with %+v", step, md, byID[m.RuleID], m.Hit)
 						}
 					}
 				}
-				if want := len(newNaive(cur).rules); set.Len() != want {
+				if want := len(naive.rules); set.Len() != want {
 					t.Fatalf("%s: Len %d, want %d", step, set.Len(), want)
 				}
 			}
@@ -322,11 +410,29 @@ func TestIndexEqualsNaive(t *testing.T) {
 					ups = append(ups, r)
 					byID[id] = r
 				}
+				ch := Changes{Upserts: ups, Deleted: dels}
+				if w.rnd.IntN(2) == 0 {
+					ch.Artifacts, ch.Members = w.artifacts(w.rnd.IntN(4)), w.memberships(w.rnd.IntN(3))
+					// One change per artifact and user, as the log gives.
+					seenA, seenM := map[string]bool{}, map[string]bool{}
+					ch.Artifacts = slices.DeleteFunc(ch.Artifacts, func(a ArtifactOwners) bool {
+						k := a.Namespace + "/" + a.Name
+						dup := seenA[k]
+						seenA[k] = true
+						return dup
+					})
+					ch.Members = slices.DeleteFunc(ch.Members, func(m Membership) bool {
+						dup := seenM[m.User]
+						seenM[m.User] = true
+						return dup
+					})
+					record(ch.Artifacts, ch.Members)
+				}
 				old := set
 				before := old.Match(bodhiMsg)
-				set = set.With(ups, dels)
+				set = set.Apply(ch)
 				if after := old.Match(bodhiMsg); !reflect.DeepEqual(sorted(before), sorted(after)) {
-					t.Fatalf("step %d: With changed the old Set", step)
+					t.Fatalf("step %d: Apply changed the old Set", step)
 				}
 				check(fmt.Sprintf("after edit %d", step))
 			}

@@ -3,6 +3,7 @@
 package rules
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -36,10 +37,51 @@ type Rule struct {
 type Track struct {
 	Mine     bool     `json:"mine,omitempty"`
 	Users    []string `json:"users,omitempty"`
-	Packages []string `json:"packages,omitempty"`
+	Packages []string `json:"packages,omitempty"` // RPMs (dist-git's rpms/)
 	Topics   []string `json:"topics,omitempty"`
 	Apps     []string `json:"apps,omitempty"`
+
+	// Owned tracks what the rule's owner maintains in dist-git (owner,
+	// admin, commit or collaborator access), of every artifact kind;
+	// OwnedBy the same for the named users, Groups for the named groups
+	// (admin, commit or collaborator) and MyGroups for the groups the owner
+	// belongs to. These are names, never patterns: each is looked up.
+	Owned    bool     `json:"owned,omitempty"`
+	OwnedBy  []string `json:"owned_by,omitempty"`
+	Groups   []string `json:"groups,omitempty"`
+	MyGroups bool     `json:"my_groups,omitempty"`
+	// Agents tracks messages whose agent (who did it) matches.
+	Agents []string `json:"agents,omitempty"`
+	// The other artifact kinds of dist-git, beside Packages.
+	Containers []string `json:"containers,omitempty"`
+	Modules    []string `json:"modules,omitempty"`
+	Flatpaks   []string `json:"flatpaks,omitempty"`
 }
+
+// tracksSomething reports whether any entry is set.
+func (t Track) tracksSomething() bool {
+	return t.Mine || t.Owned || t.MyGroups || len(t.Users)+len(t.Packages)+len(t.Topics)+len(t.Apps)+
+		len(t.OwnedBy)+len(t.Groups)+len(t.Agents)+len(t.Containers)+len(t.Modules)+len(t.Flatpaks) > 0
+}
+
+// OwnershipKinds reports whether the rule follows what someone maintains,
+// so that dist-git must be read for it.
+func (t Track) OwnershipKinds() bool {
+	return t.Owned || t.MyGroups || len(t.OwnedBy)+len(t.Groups) > 0
+}
+
+var (
+	userNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	groupNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$`)
+)
+
+// IsUserName reports whether s can be a user's name: a bus name, as FAS and
+// dist-git spell them.
+func IsUserName(s string) bool { return userNameRE.MatchString(s) }
+
+// IsGroupName reports whether s can be a group's name (FAS and Pagure
+// names, with room for other providers' conventions).
+func IsGroupName(s string) bool { return groupNameRE.MatchString(s) }
 
 // Filters must all pass for a tracked message to be delivered.
 type Filters struct {
@@ -97,6 +139,10 @@ func (r *Rule) Validate() error {
 		{"track.packages", r.Track.Packages},
 		{"track.topics", r.Track.Topics},
 		{"track.apps", r.Track.Apps},
+		{"track.agents", r.Track.Agents},
+		{"track.containers", r.Track.Containers},
+		{"track.modules", r.Track.Modules},
+		{"track.flatpaks", r.Track.Flatpaks},
 		{"filters.apps", r.Filters.Apps},
 		{"filters.apps_exclude", r.Filters.AppsExclude},
 		{"filters.topics_exclude", r.Filters.TopicsExclude},
@@ -114,9 +160,26 @@ func (r *Rule) Validate() error {
 			}
 		}
 	}
-	t := r.Track
-	if !t.Mine && len(t.Users)+len(t.Packages)+len(t.Topics)+len(t.Apps) == 0 {
-		return apperr.Invalid("track", "a rule must track something: mine, users, packages, topics or apps")
+	names := []struct {
+		field, what string
+		vals        []string
+		valid       func(string) bool
+	}{
+		{"track.owned_by", "user", r.Track.OwnedBy, IsUserName},
+		{"track.groups", "group", r.Track.Groups, IsGroupName},
+	}
+	for _, l := range names {
+		if len(l.vals) > maxEntries {
+			return apperr.Invalid(l.field, "at most %d entries", maxEntries)
+		}
+		for _, v := range l.vals {
+			if !l.valid(v) {
+				return apperr.Invalid(l.field, "%q is not a %s name (names only, no patterns: letters, digits, '.', '_' or '-')", v, l.what)
+			}
+		}
+	}
+	if !r.Track.tracksSomething() {
+		return apperr.Invalid("track", "a rule must track something: mine, owned, my_groups, users, agents, packages, containers, modules, flatpaks, owned_by, groups, topics or apps")
 	}
 	if v := r.Filters.SeverityAtLeast; v != "" && !slices.Contains(severities, v) {
 		return apperr.Invalid("filters.severity_at_least", "severity must be one of %s", strings.Join(severities, ", "))

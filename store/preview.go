@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -108,6 +109,10 @@ func previewTracked(q *sqlArgs, r rules.Rule, owner string) string {
 	}
 	arrayArms("usernames", r.Track.Users, mine...)
 	arrayArms("packages", r.Track.Packages)
+	arrayArms("containers", r.Track.Containers)
+	arrayArms("modules", r.Track.Modules)
+	arrayArms("flatpaks", r.Track.Flatpaks)
+	arms = append(arms, previewOwned(q, r, owner)...)
 	scalarArms := func(col string, ps []string) {
 		exact, globs := split(ps)
 		if len(exact) > 0 {
@@ -119,10 +124,53 @@ func previewTracked(q *sqlArgs, r rules.Rule, owner string) string {
 	}
 	scalarArms("app", r.Track.Apps)
 	scalarArms("topic", r.Track.Topics)
+	// A message without an agent was done by nobody: agents never match it.
+	n := len(arms)
+	scalarArms("agent", r.Track.Agents)
+	for i := n; i < len(arms); i++ {
+		arms[i] = "(m.agent <> '' AND " + arms[i] + ")"
+	}
 	if len(arms) == 0 {
 		return "false"
 	}
 	return strings.Join(arms, " OR ")
+}
+
+// artifactColumns are the message columns of each dist-git namespace.
+var artifactColumns = []struct{ namespace, column string }{
+	{"rpms", "packages"}, {"container", "containers"}, {"modules", "modules"}, {"flatpaks", "flatpaks"},
+}
+
+// previewOwned turns owned, owned_by, groups and my_groups into one arm per
+// artifact kind: the message's artifacts overlap what the principals
+// maintain, as stored now. The ARRAY(…) is computed once (an InitPlan),
+// so the overlap is served by the column's GIN index like a literal list.
+func previewOwned(q *sqlArgs, r rules.Rule, owner string) []string {
+	t := r.Track
+	if !t.OwnershipKinds() {
+		return nil
+	}
+	users := slices.Clone(t.OwnedBy)
+	if t.Owned {
+		users = append(users, owner)
+	}
+	if users == nil {
+		users = []string{}
+	}
+	groups := slices.Clone(t.Groups)
+	if groups == nil {
+		groups = []string{}
+	}
+	pu, pg, pmine, powner := q.add(users), q.add(groups), q.add(t.MyGroups), q.add(owner)
+	var arms []string
+	for _, ac := range artifactColumns {
+		arms = append(arms, fmt.Sprintf(`m.%s && ARRAY(SELECT a.project FROM distgit_access a WHERE a.namespace = '%s' AND (
+			a.principal_kind = 'user' AND a.principal = ANY(%s::text[]) OR
+			a.principal_kind = 'group' AND (a.principal = ANY(%s::text[]) OR
+				%s::boolean AND a.principal IN (SELECT group_name FROM group_members WHERE user_name = %s))))`,
+			ac.column, ac.namespace, pu, pg, pmine, powner))
+	}
+	return arms
 }
 
 func likes(ps []string) []string {

@@ -57,6 +57,13 @@ func storeCorpus(t *testing.T, st *store.Store) []fmn.Message {
 		c.MsgID, c.Meta.Severity = fmt.Sprint("csev", i), sevs[i%len(sevs)]
 		msgs = append(msgs, c)
 	}
+	// Copies about the other artifact kinds.
+	for i, a := range []string{"fedora-toolbox", "nodejs", "org.gnome.Maps", "python-foo"} {
+		c := msgs[i*11%len(msgs)]
+		c.MsgID = fmt.Sprint("typed", i)
+		c.Meta.Containers, c.Meta.Modules, c.Meta.Flatpaks = []string{a}, []string{a + "-mod"}, []string{"org." + a}
+		msgs = append(msgs, c)
+	}
 	ctx := context.Background()
 	err = st.InTx(ctx, func(tx pgx.Tx) error { _, err := store.InsertMessages(ctx, tx, msgs); return err })
 	if err != nil {
@@ -110,10 +117,55 @@ func TestPreviewEqualsMatcher(t *testing.T) {
 		return out
 	}
 	owners := []string{"ralph", "lmacken", "pingou", "nobody"}
+	// Who maintains what: each owner some packages and artifacts, two
+	// groups some more; ralph and pingou are in groups.
+	groups := []string{"python-sig", "kernel-sig", "empty-sig"}
+	var containers []string
+	for _, m := range stored {
+		containers = append(containers, m.Containers...)
+	}
+	for i, p := range pkgs {
+		if i%3 != 0 {
+			continue
+		}
+		kind, who := "user", owners[i%len(owners)]
+		if i%2 == 0 {
+			kind, who = "group", groups[i%2]
+		}
+		if _, err := st.Pool.Exec(ctx, `INSERT INTO distgit_access VALUES ('rpms', $1, $2, $3, 'commit') ON CONFLICT DO NOTHING`, p, kind, who); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range containers {
+		if _, err := st.Pool.Exec(ctx, `INSERT INTO distgit_access VALUES ('container', $1, 'user', $2, 'admin') ON CONFLICT DO NOTHING`, c, owners[i%2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Pool.Exec(ctx, `INSERT INTO group_members (user_name, group_name, source) VALUES
+		('ralph', 'python-sig', 'bus'), ('pingou', 'kernel-sig', 'oidc'), ('pingou', 'empty-sig', 'oidc')`); err != nil {
+		t.Fatal(err)
+	}
+	var state rules.Changes
+	if err := st.InTx(ctx, func(tx pgx.Tx) error { var err error; state, err = store.LoadMatchState(ctx, tx); return err }); err != nil {
+		t.Fatal(err)
+	}
+	names := func(xs []string, n int) []string {
+		var out []string
+		for range rnd.IntN(n + 1) {
+			out = append(out, xs[rnd.IntN(len(xs))])
+		}
+		return out
+	}
 	checked, hits := 0, 0
 	for i := range 150 {
 		r := rules.Rule{ID: 1, UserID: 1, Owner: owners[rnd.IntN(len(owners))], Name: "p", Enabled: true, Destinations: []int64{1}}
 		r.Track = rules.Track{Mine: rnd.IntN(5) == 0, Users: some(users, 1), Packages: some(pkgs, 2), Apps: some(apps, 1), Topics: some(topics, 1)}
+		if rnd.IntN(2) == 0 {
+			r.Track.Owned, r.Track.MyGroups = rnd.IntN(2) == 0, rnd.IntN(2) == 0
+			r.Track.OwnedBy, r.Track.Groups = names(owners, 1), names(groups, 1)
+			r.Track.Agents, r.Track.Containers = some(users, 1), some(containers, 1)
+			r.Track.Modules, r.Track.Flatpaks = some([]string{"nodejs-mod", "python-foo-mod"}, 1), some([]string{"org.gnome.Maps", "org.fedora-toolbox"}, 1)
+		}
 		if rnd.IntN(3) == 0 {
 			r.Filters = rules.Filters{Apps: some(apps, 1), AppsExclude: some(apps, 1), TopicsExclude: some(topics, 1),
 				NotMyActions: rnd.IntN(2) == 0, SeverityAtLeast: []string{"", "debug", "info", "warning", "error"}[rnd.IntN(5)]}
@@ -124,10 +176,13 @@ func TestPreviewEqualsMatcher(t *testing.T) {
 		if r.Validate() != nil {
 			continue
 		}
-		set := rules.NewSet([]rules.Rule{r})
+		ch := state
+		ch.Upserts = []rules.Rule{r}
+		set := rules.NewSetFrom(ch)
 		var want []int64
 		for _, m := range stored {
-			md := meta.Metadata{Topic: m.Topic, App: m.App, Agent: m.Agent, Usernames: m.Usernames, Packages: m.Packages, Severity: m.Severity}
+			md := meta.Metadata{Topic: m.Topic, App: m.App, Agent: m.Agent, Usernames: m.Usernames, Packages: m.Packages, Severity: m.Severity,
+				Containers: m.Containers, Modules: m.Modules, Flatpaks: m.Flatpaks}
 			if len(set.Match(md)) > 0 {
 				want = append(want, m.ID)
 			}
@@ -171,8 +226,8 @@ func TestPreviewWindowAndLimit(t *testing.T) {
 	if _, err := st.Pool.Exec(ctx, `UPDATE messages SET received_at = now() - interval '10 days' WHERE msg_id LIKE 'c%'`); err != nil {
 		t.Fatal(err)
 	}
-	if p, err = st.PreviewRule(ctx, r, "x", 7, 20); err != nil || p.Count != 4 {
-		t.Fatalf("last 7 days: count %d, err %v; want the 4 recent messages", p.Count, err)
+	if p, err = st.PreviewRule(ctx, r, "x", 7, 20); err != nil || p.Count != 8 {
+		t.Fatalf("last 7 days: count %d, err %v; want the 8 recent messages (odd and typed)", p.Count, err)
 	}
 	if p, err = st.PreviewRule(ctx, r, "x", 30, 20); err != nil || p.Count < 300 {
 		t.Fatalf("last 30 days: count %d, err %v", p.Count, err)

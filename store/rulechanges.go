@@ -67,7 +67,13 @@ func RuleChangesSince(ctx context.Context, tx pgx.Tx, since int64) (rules.Change
 	if err := rows.Err(); err != nil {
 		return ch, false, translate(err, "read rule changes")
 	}
-	return ch, since >= loggedAfter, nil
+	if since < loggedAfter {
+		return ch, false, nil
+	}
+	if err := ownershipSince(ctx, tx, since, &ch); err != nil {
+		return ch, false, err
+	}
+	return ch, true, nil
 }
 
 // Since implements rules.Source.

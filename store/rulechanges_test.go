@@ -51,8 +51,8 @@ func TestLiveFollowsEveryKindOfChange(t *testing.T) {
 			if inc, err = live.Current(ctx, tx); err != nil {
 				return err
 			}
-			_, rs, err := store.LoadMatchable(ctx, tx)
-			full = rules.NewSet(rs)
+			all, err := store.LoadMatchState(ctx, tx)
+			full = rules.NewSetFrom(all)
 			return err
 		})
 		if err != nil {
@@ -114,7 +114,32 @@ func TestLiveFollowsEveryKindOfChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	step("rule deleted", 1)
-	if live.Loads.Load() != 1 || live.Updates.Load() < 9 {
+
+	// Ownership and membership change what "owned" and "my_groups" reach.
+	if _, err := st.SaveRule(ctx, rules.Rule{UserID: alice.ID, Name: "maintained", Enabled: true,
+		Track: rules.Track{Owned: true, MyGroups: true}, Destinations: []int64{da}}); err != nil {
+		t.Fatal(err)
+	}
+	step("owned rule, nothing maintained", 1)
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := st.Pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`INSERT INTO distgit_access VALUES ('rpms', 'kernel', 'user', 'alice', 'commit')`)
+	step("alice maintains kernel", 2)
+	exec(`INSERT INTO distgit_access VALUES ('rpms', 'python-requests', 'group', 'python-sig', 'commit')`)
+	step("python-sig maintains python-requests, alice not in it", 2)
+	exec(`INSERT INTO group_members (user_name, group_name, source) VALUES ('alice', 'python-sig', 'bus')`)
+	step("alice joins python-sig", 3)
+	exec(`UPDATE distgit_access SET role = 'admin' WHERE project = 'kernel'`)
+	step("a new role only", 3)
+	exec(`DELETE FROM group_members WHERE user_name = 'alice'`)
+	step("alice leaves python-sig", 2)
+	exec(`DELETE FROM distgit_access WHERE project = 'kernel'`)
+	step("alice no longer maintains kernel", 1)
+	if live.Loads.Load() != 1 || live.Updates.Load() < 14 {
 		t.Fatalf("%d loads and %d updates: changes should apply incrementally", live.Loads.Load(), live.Updates.Load())
 	}
 

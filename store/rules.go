@@ -171,8 +171,8 @@ func (RuleSource) Version(ctx context.Context, tx pgx.Tx) (int64, error) {
 }
 
 // Load implements rules.Source.
-func (RuleSource) Load(ctx context.Context, tx pgx.Tx) (int64, []rules.Rule, error) {
-	return LoadMatchable(ctx, tx)
+func (RuleSource) Load(ctx context.Context, tx pgx.Tx) (rules.Changes, error) {
+	return LoadMatchState(ctx, tx)
 }
 
 // AttachDestination adds one of a user's destinations to some of their

@@ -155,6 +155,14 @@ func (c *msgCtx) apply(r *rule) {
 	for _, s := range r.pkgs {
 		c.values(s, func(v string) bool { c.addPkg(v); return true })
 	}
+	for _, s := range r.groups {
+		c.values(s, func(v string) bool {
+			if v = strings.TrimSpace(v); v != "" {
+				c.groups = append(c.groups, v)
+			}
+			return true
+		})
+	}
 	for _, t := range r.link {
 		if v, ok := t.render(c); ok {
 			c.link = v

@@ -23,6 +23,7 @@ type R struct {
 	Agent    []string
 	Users    []string
 	Packages []string
+	Groups   []string
 	Link     []string
 	Summary  []string
 	Severity []string
@@ -36,6 +37,7 @@ type rule struct {
 	agent    []spec
 	users    []spec
 	pkgs     []spec
+	groups   []spec
 	link     []template
 	summary  []template
 	severity []spec
@@ -47,6 +49,7 @@ func compile(r R) rule {
 		agent:    parseSpecs(r.Agent),
 		users:    parseSpecs(r.Users),
 		pkgs:     parseSpecs(r.Packages),
+		groups:   parseSpecs(r.Groups),
 		link:     parseTemplates(r.Link),
 		summary:  parseTemplates(r.Summary),
 		severity: parseSpecs(r.Severity),
@@ -150,17 +153,23 @@ func KnownApps() []string {
 	return out
 }
 
-// genericRule finds users and packages in the fields most services use.
-// It is the whole treatment of unknown apps and an addition for services
-// marked Generic.
+// genericRule finds users, packages and groups in the fields most
+// services use, and artifacts in dist-git paths anywhere in the body
+// (genericArtifacts). It is the whole treatment of unknown apps and an
+// addition for services marked Generic. fedora-messaging schemas often
+// wrap the body in "msg", hence the msg.* fields.
 var genericRule = compile(R{
-	Agent: []string{"agent", "agent.name", "user.username", "user.name", "user", "username", "owner.name", "owner"},
+	Agent: []string{"agent", "agent.name", "agent.username", "msg.agent", "user.username", "user.name", "user",
+		"username", "msg.user", "packager", "packager.name", "owner.name", "owner"},
 	Users: []string{
-		"agent", "agent.name", "user", "user.name", "user.username", "username",
+		"agent", "agent.name", "agent.username", "user", "user.name", "user.username", "username",
 		"owner", "owner.name", "submitter", "submitter.name", "author", "author.name",
+		"packager", "packager.name", "maintainer", "maintainer.name", "msg.agent", "msg.user",
 	},
 	Packages: []string{
-		"package", "package.name", "packages.*", "packages.*.name",
+		"package", "package.name", "packages.*", "packages.*.name", "package_name", "srpm_name",
 	},
-	Link: []string{"{url}", "{link}", "{html_url}"},
+	Groups: []string{"group", "group.name", "msg.group"},
+	Link:   []string{"{url}", "{link}", "{html_url}"},
+	Func:   genericArtifacts,
 })

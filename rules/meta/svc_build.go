@@ -98,6 +98,8 @@ var distgitService = Service{
 			}
 			if distgitIsPackage(c) {
 				c.addPkg(repo)
+			} else {
+				c.addArtifact(ns, repo)
 			}
 			if rev := c.str("commit", "rev"); repo != "" && rev != "" {
 				c.link = "https://src.fedoraproject.org/" + ns + "/" + repo + "/c/" + rev + "?branch=" + c.str("commit", "branch")
@@ -120,6 +122,8 @@ var distgitService = Service{
 			}
 			if distgitIsPackage(c) {
 				c.addPkg(repo)
+			} else {
+				c.addArtifact(ns, repo)
 			}
 			c.link = "https://src.fedoraproject.org/" + ns + "/" + repo + "/commits/" + branch
 			c.summary = c.str("agent") + " created branch '" + branch + "' for " + ns + "/" + repo
@@ -138,7 +142,8 @@ var distgitService = Service{
 }
 
 // distgitIsPackage: only the rpms namespaces hold packages (modules,
-// containers and tests repositories do not).
+// containers and tests repositories do not; the first two are artifacts
+// of their own kinds).
 func distgitIsPackage(c *msgCtx) bool {
 	ns, ok := c.get("namespace").(string)
 	if !ok {

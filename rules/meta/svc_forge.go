@@ -5,8 +5,12 @@ import "strings"
 // Pagure, both pagure.io (io.pagure.ENV.pagure…) and dist-git's web front
 // end (org.fedoraproject.ENV.pagure…, served from src.fedoraproject.org).
 // The actor is "agent".  Projects are "name", "namespace/name" or, for a
-// fork, "fork/USER/namespace/name".  Pagure's repositories are not packages
-// even on dist-git (the dist-git service reports those), so no packages.
+// fork, "fork/USER/namespace/name".  On dist-git (topics under
+// org.fedoraproject.) a project is an artifact of its namespace's kind
+// (rpms/python-foo is the package python-foo): a pull request or a change
+// of who may commit is news for its maintainers.  Fedora's old fedmsg_meta
+// gave no packages here; the corpus case that differs for it is listed in
+// meta_test.go.  Forks and pagure.io projects are no artifacts.
 var pagureService = Service{
 	Name: "pagure",
 	Base: &R{
@@ -56,9 +60,16 @@ func pagureFunc(c *msgCtx) {
 		}
 	}
 	base := pagureBase(c)
-	project, ok := pagureProject(c.get("project"))
+	proj := c.get("project")
+	project, ok := pagureProject(proj)
 	if !ok {
-		project, ok = pagureProject(c.get("pullrequest", "project"))
+		proj = c.get("pullrequest", "project")
+		project, ok = pagureProject(proj)
+	}
+	if ok && strings.HasPrefix(c.topic, "org.fedoraproject.") {
+		if parent, fork := get(proj, "parent").(map[string]any); !fork || len(parent) == 0 {
+			c.addArtifact(str(proj, "namespace"), str(proj, "name"))
+		}
 	}
 	who := c.agent
 	if who == "" {

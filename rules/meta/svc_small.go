@@ -101,9 +101,12 @@ var (
 
 	// FAS, the account system.  agent and user are names, or objects with
 	// a username in older messages.
+	// FAS, and Noggin after it (fedora-messaging bodies wrap the same
+	// fields in "msg"); the group a message is about is Metadata.Groups.
 	fasService = Service{Name: "fas", Base: &R{
-		Agent:   []string{"agent.username", "agent"},
-		Users:   []string{"agent", "agent.username", "user", "user.username"},
+		Agent:   []string{"agent.username", "agent", "msg.agent"},
+		Users:   []string{"agent", "agent.username", "user", "user.username", "msg.agent", "msg.user"},
+		Groups:  []string{"group.name", "group", "msg.group"},
 		Summary: []string{"{agent.username|agent}: fas {@topic.rest} {user.username|user}", "{agent.username|agent}: fas {@topic.rest} {group.name|group}", "{agent.username|agent}: fas {@topic.rest}"},
 	}, Rules: []R{
 		{Topic: "user.create", Summary: []string{"new FAS account: {user.username|user}"}},
