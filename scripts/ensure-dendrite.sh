@@ -20,8 +20,7 @@ if ! command -v go >/dev/null; then
 fi
 mkdir -p "$cache"
 echo "ensure-dendrite: building Dendrite $version into $cache (about 4 minutes, once)" >&2
-# Outside any module, so fmn's go.mod has no say; CGO for its SQLite driver
-# is not needed (v0.13 uses the pure-Go modernc.org/sqlite).
+# Outside any module, so fmn's go.mod has no say.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && GOFLAGS= GOBIN="$tmp" go install "github.com/matrix-org/dendrite/cmd/dendrite@$version" >&2)

@@ -1,0 +1,191 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"fmn"
+	"fmn/apperr"
+	"fmn/delivery"
+	"fmn/store"
+)
+
+// Bot is the sync loop: it reads what users say in their rooms and
+// answers the commands, and forgets the room of a user who left it.
+type Bot struct {
+	Client   *Client
+	UserID   string // the bot's own
+	Store    *store.Store
+	Commands *delivery.Commands
+	Log      *slog.Logger
+	// Lock, when set, is held while syncing (store.HoldLock), so that
+	// however many processes run, one loop reads and answers.
+	Lock func(ctx context.Context) (lost <-chan struct{}, release func(), err error)
+
+	// synced, when set (tests), is told after each sync is handled.
+	synced func()
+}
+
+// syncWait is how long one sync waits for news.
+const syncWait = 30 * time.Second
+
+// Run syncs until ctx ends.
+func (b *Bot) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		lctx, release := ctx, func() {}
+		if b.Lock != nil {
+			lost, rel, err := b.Lock(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				b.Log.Error("Matrix bot lock failed, retrying", "err", err)
+				sleep(ctx, 5*time.Second)
+				continue
+			}
+			var cancel context.CancelFunc
+			lctx, cancel = context.WithCancel(ctx)
+			go func() {
+				select {
+				case <-lost:
+					b.Log.Warn("Matrix bot lock lost: stopping the sync loop")
+					cancel()
+				case <-lctx.Done():
+				}
+			}()
+			release = func() { cancel(); rel() }
+			b.Log.Info("this process reads fmn's Matrix rooms")
+		}
+		b.loop(lctx)
+		release()
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// loop syncs from the stored position, backing off on errors (1 s doubling
+// to a minute), until ctx ends.
+func (b *Bot) loop(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		since := ""
+		if s, err := b.Store.GetMatrixSession(ctx, b.Client.BaseURL); err == nil {
+			since = s.NextBatch
+		} else if !errors.Is(err, apperr.ErrNotFound) {
+			b.Log.Warn("read Matrix sync position", "err", err)
+		}
+		wait := syncWait
+		if since == "" {
+			wait = 0 // where "now" is; what was said before is not answered
+		}
+		r, err := b.Client.Sync(ctx, since, wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ae *APIError
+			if errors.As(err, &ae) && ae.RetryAfter > 0 {
+				backoff = ae.RetryAfter
+			}
+			b.Log.Warn("Matrix sync failed", "err", err, "retry_in", backoff)
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, time.Minute)
+			continue
+		}
+		backoff = time.Second
+		if since != "" {
+			b.handle(ctx, r)
+		}
+		if err := b.Store.SaveMatrixNextBatch(ctx, b.Client.BaseURL, b.UserID, r.NextBatch); err != nil && ctx.Err() == nil {
+			b.Log.Warn("store Matrix sync position", "err", err)
+		}
+		if b.synced != nil {
+			b.synced()
+		}
+	}
+}
+
+// handle answers the messages and follows the memberships of one sync.
+func (b *Bot) handle(ctx context.Context, r syncResponse) {
+	for room := range r.Rooms.Leave {
+		b.forget(ctx, room, "the bot left or was removed")
+	}
+	for room, j := range r.Rooms.Join {
+		for _, e := range append(j.State.Events, j.Timeline.Events...) {
+			switch {
+			case e.Type == "m.room.member" && e.StateKey != nil && *e.StateKey != b.UserID &&
+				(e.Content.Membership == "leave" || e.Content.Membership == "ban"):
+				b.forget(ctx, room, *e.StateKey+" left")
+				_ = b.Client.Leave(ctx, room)
+			case e.Type == "m.room.message" && e.Sender != b.UserID && e.Content.MsgType == "m.text":
+				b.answer(ctx, room, e)
+			}
+		}
+	}
+}
+
+func (b *Bot) forget(ctx context.Context, room, why string) {
+	if n, err := b.Store.ForgetMatrixRoom(ctx, room); err != nil {
+		b.Log.Warn("forget Matrix room", "room", room, "err", err)
+	} else if n > 0 {
+		b.Log.Info("Matrix room forgotten; the next send makes a new one", "room", room, "why", why)
+	}
+}
+
+// answer runs a command said in room and replies there, each reply with a
+// transaction id derived from the event it answers (a sync handled twice
+// answers once).
+func (b *Bot) answer(ctx context.Context, room string, e event) {
+	if !fmn.ValidMatrixID(e.Sender) || !b.Commands.Allow(e.Sender, time.Now()) {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for i, line := range b.Commands.Reply(cctx, e.Sender, e.Content.Body) {
+		if err := b.Client.Send(cctx, room, "fmn.r."+e.EventID+"."+strconv.Itoa(i), Message{MsgType: "m.notice", Body: line}); err != nil {
+			b.Log.Warn("Matrix reply not sent", "room", room, "err", err)
+			return
+		}
+	}
+}
+
+// Session signs the bot in: with token, as it is; else with user and
+// password, reusing the login kept in the database while it works (the
+// homeserver recognises repeated sends per access token), logging in
+// afresh and keeping that otherwise.
+func Session(ctx context.Context, st *store.Store, baseURL, token, user, password string) (*Client, string, error) {
+	c := &Client{BaseURL: baseURL, Token: token}
+	if token == "" {
+		if s, err := st.GetMatrixSession(ctx, baseURL); err == nil && s.AccessToken != "" && s.UserID == user {
+			c.Token = s.AccessToken
+			if id, err := c.WhoAmI(ctx); err == nil {
+				return c, id, nil
+			}
+		}
+		id, tok, err := c.Login(ctx, user, password)
+		if err != nil {
+			return nil, "", err
+		}
+		c.Token = tok
+		if err := st.SaveMatrixSession(ctx, baseURL, id, tok); err != nil {
+			return nil, "", err
+		}
+		return c, id, nil
+	}
+	id, err := c.WhoAmI(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, id, nil
+}
