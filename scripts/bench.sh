@@ -20,8 +20,9 @@ awk '
                  for (i = 3; i < NF; i += 2) printf "bench: %s_%s %s %s\n", name, $(i+1), $i, $(i+1) }
   /^bench: / { print }' "$out"
 # Load generators: tests that run only with FMN_BENCH set and print their
-# own bench: lines (the consumer's publish → stored path).
-FMN_BENCH=1 go test -run 'Load$' -count=1 -v ./consumer/ >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+# own bench: lines (the consumer's publish → stored path; GET /api/v1/me
+# during another user's preview flood).
+FMN_BENCH=1 go test -run 'Load$' -count=1 -v ./consumer/ ./web/ >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
 cat "$out" >&2
 awk '/^bench: / { print }' "$out"
 rm -f "$out"

@@ -22,9 +22,10 @@ type Preview struct {
 	Messages []fmn.Message `json:"messages"` // the latest, newest first
 }
 
-// previewTimeout bounds one preview: the editor previews as the user types,
-// and a slow answer is worth less than none.
-const previewTimeout = "5s"
+// previewTimeout bounds each statement of a preview: the editor previews
+// as the user types, and a slow answer is worth less than none. Short,
+// because a preview is the one query a user can make heavy at will.
+const previewTimeout = "3s"
 
 // PreviewRule returns the messages received in the last days days that
 // rule r, owned by the user called owner, would have matched (its
@@ -40,12 +41,18 @@ func (s *Store) PreviewRule(ctx context.Context, r rules.Rule, owner string, day
 	var q sqlArgs
 	where := fmt.Sprintf("m.received_at > now() - make_interval(days => %s) AND (%s)%s",
 		q.add(days), previewTracked(&q, r, owner), previewFilters(&q, r, owner))
-	tx, err := s.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	pool := s.Previews
+	if pool == nil {
+		pool = s.Pool
+	}
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return p, translate(err, "begin preview")
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = '"+previewTimeout+"'"); err != nil {
+	// One core per preview: parallel workers would let one preview take
+	// every core of the database server.
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = '"+previewTimeout+"'; SET LOCAL max_parallel_workers_per_gather = 0"); err != nil {
 		return p, translate(err, "preview")
 	}
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM messages m WHERE `+where, q.args...).Scan(&p.Count); err != nil {

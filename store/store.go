@@ -18,10 +18,20 @@ import (
 	"fmn/apperr"
 )
 
-// Store wraps the pool. It is safe for concurrent use.
+// Store wraps the pools. It is safe for concurrent use.
 type Store struct {
 	Pool *pgxpool.Pool
+	// Previews is a small pool of its own for rule previews (PreviewRule),
+	// the one query a user can make arbitrarily heavy: however many
+	// previews run, they never hold a connection ingest, delivery or the
+	// pages need. It opens connections only when a preview runs.
+	Previews *pgxpool.Pool
 }
+
+// PreviewConns is the size of the previews' pool: with the web role's
+// own per-process budget (web.previewGate) in front of it, at most this
+// many previews run at once per process, each on one core.
+const PreviewConns = 2
 
 // Open connects and pings, so that a wrong URL fails at start.
 func Open(ctx context.Context, url string) (*Store, error) {
@@ -29,6 +39,9 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
+	pcfg := cfg.Copy()
+	pcfg.MaxConns, pcfg.MinConns = PreviewConns, 0
+	pcfg.ConnConfig.RuntimeParams["application_name"] = "fmn preview"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
@@ -37,11 +50,21 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	return &Store{Pool: pool}, nil
+	previews, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open preview pool: %w", err)
+	}
+	return &Store{Pool: pool, Previews: previews}, nil
 }
 
-// Close closes the pool.
-func (s *Store) Close() { s.Pool.Close() }
+// Close closes the pools.
+func (s *Store) Close() {
+	if s.Previews != nil {
+		s.Previews.Close()
+	}
+	s.Pool.Close()
+}
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.Pool.Ping(ctx) }

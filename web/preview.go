@@ -43,6 +43,11 @@ func (s *Server) previewRule(w http.ResponseWriter, r *http.Request) error {
 	if err := s.validRule(&rule); err != nil {
 		return err
 	}
+	release, err := s.previews.acquire(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	defer release()
 	p, err := s.Store.PreviewRule(r.Context(), rule, u.Name, days, previewLimit)
 	if err != nil {
 		return err

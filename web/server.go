@@ -90,6 +90,7 @@ type Server struct {
 	shutdown     chan struct{}
 	shutdownOnce sync.Once
 	loginLimit   *limiter
+	previews     *previewGate
 	oidc         *oidcClient // nil without FMN_OIDC_ISSUER
 	pushJS       bool        // templates/static/push.js exists: offer browser push
 }
@@ -104,7 +105,7 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	d.Limits = d.Limits.withDefaults()
-	s := &Server{Deps: d, log: d.Log, pages: pages, loginLimit: newLimiter(loginPerClient, 10*time.Minute),
+	s := &Server{Deps: d, log: d.Log, pages: pages, loginLimit: newLimiter(loginPerClient, 10*time.Minute), previews: newPreviewGate(),
 		shutdown: make(chan struct{})}
 	if d.Auth.OIDC() {
 		if d.Auth.OIDCUsernameClaim == "" {
