@@ -182,3 +182,29 @@ func (s *Store) DisableDestination(ctx context.Context, id int64, reason string)
 		RETURNING `+destinationCols, id, reason))
 	return d, translate(err, "disable destination")
 }
+
+// DeleteDestination removes one of a user's destinations; another user's
+// is ErrNotFound. Its history stays (the notifications lose their
+// destination, not their place), what was still waiting to go there is
+// given up with the reason, its digests go, and the rules that sent there
+// no longer do (a rule left without destinations fills the history only).
+// A delivery job of a waiting notification then finds it given up and
+// sends nothing.
+func (s *Store) DeleteDestination(ctx context.Context, userID, id int64) error {
+	return s.InTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE notifications SET status = 'dead', error = 'destination deleted'
+			WHERE destination_id = (SELECT id FROM destinations WHERE id = $1 AND user_id = $2)
+			AND status IN ('pending', 'failed')`, id, userID)
+		if err != nil {
+			return translate(err, "give up notifications of a deleted destination")
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM destinations WHERE id = $1 AND user_id = $2`, id, userID)
+		if err != nil {
+			return translate(err, "delete destination")
+		}
+		if tag.RowsAffected() == 0 {
+			return apperr.ErrNotFound
+		}
+		return nil
+	})
+}

@@ -196,9 +196,9 @@ func (s *Store) CompleteSignup(ctx context.Context, token, name string) (User, s
 		return User{}, "", apperr.Invalid("name", "a user name is 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
 	var u User
+	var email string // where the sign-in link went: the sign-up proves it
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
 		var id int64
-		var email string
 		err := tx.QueryRow(ctx, `SELECT id, email FROM login_links WHERE signup_hash = $1 AND signup_expires_at > now() FOR UPDATE`,
 			HashSecret(token)).Scan(&id, &email)
 		if err != nil {
@@ -226,6 +226,6 @@ func (s *Store) CompleteSignup(ctx context.Context, token, name string) (User, s
 	if err != nil {
 		return User{}, "", err
 	}
-	sess, err := s.CreateSession(ctx, u.ID)
+	sess, err := s.CreateSession(ctx, u.ID, email)
 	return u, sess, err
 }

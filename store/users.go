@@ -22,6 +22,9 @@ type User struct {
 	// FMN_ADMINS' issuer#subject entries.
 	OIDCIssuer  string `json:"-"`
 	OIDCSubject string `json:"-"`
+	// SignedInEmail is, for a user found by session, the address that
+	// session's sign-in proved (see CreateSession); empty otherwise.
+	SignedInEmail string `json:"-"`
 }
 
 var userNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)

@@ -22,17 +22,30 @@ const (
 )
 
 // CreateSession starts a session for the user and returns its secret (the
-// cookie value); only the hash is stored. Expired sessions of anyone are
+// cookie value); only the hash is stored. signedInEmail is the address the
+// sign-in proved ("" when it proved none): the emailed link went there, or
+// the OpenID provider verified it. Proving an address confirms the user's
+// email destinations with that address, in the same transaction (a
+// confirmation mail would prove nothing more), and lets one added later be
+// confirmed at once (User.SignedInEmail). Expired sessions of anyone are
 // swept on the way, so the table does not grow without bound.
-func (s *Store) CreateSession(ctx context.Context, userID int64) (string, error) {
+func (s *Store) CreateSession(ctx context.Context, userID int64, signedInEmail string) (string, error) {
 	tok, hash := NewSecret("")
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE expires_at < now()`); err != nil {
 			return translate(err, "sweep sessions")
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + $3::interval)`,
-			userID, hash, SessionTTL.String())
-		return translate(err, "create session")
+		_, err := tx.Exec(ctx, `INSERT INTO sessions (user_id, token_hash, expires_at, signed_in_email)
+			VALUES ($1, $2, now() + $3::interval, nullif($4, ''))`, userID, hash, SessionTTL.String(), signedInEmail)
+		if err != nil {
+			return translate(err, "create session")
+		}
+		if signedInEmail == "" {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE destinations SET confirmed_at = now(), confirm_hash = NULL, confirm_expires_at = NULL
+			WHERE user_id = $1 AND kind = 'email' AND lower(address) = lower($2) AND confirmed_at IS NULL`, userID, signedInEmail)
+		return translate(err, "confirm the signed-in address")
 	})
 	if err != nil {
 		return "", err
@@ -48,8 +61,9 @@ func (s *Store) UserBySession(ctx context.Context, token string) (User, error) {
 	err := s.Pool.QueryRow(ctx, `
 		UPDATE sessions se SET last_seen_at = now()
 		FROM users u WHERE se.token_hash = $1 AND se.expires_at > now() AND u.id = se.user_id
-		RETURNING u.id, u.name, coalesce(u.email, ''), u.timezone, coalesce(u.oidc_issuer, ''), coalesce(u.oidc_subject, '')`,
-		HashSecret(token)).Scan(&u.ID, &u.Name, &u.Email, &u.Timezone, &u.OIDCIssuer, &u.OIDCSubject)
+		RETURNING u.id, u.name, coalesce(u.email, ''), u.timezone, coalesce(u.oidc_issuer, ''), coalesce(u.oidc_subject, ''),
+			coalesce(se.signed_in_email, '')`,
+		HashSecret(token)).Scan(&u.ID, &u.Name, &u.Email, &u.Timezone, &u.OIDCIssuer, &u.OIDCSubject, &u.SignedInEmail)
 	if err := translate(err, "look up session"); err != nil {
 		if err == apperr.ErrNotFound {
 			return User{}, apperr.ErrUnauthorized
@@ -118,9 +132,9 @@ func (s *Store) LoginTokenLive(ctx context.Context, token string) (bool, error) 
 // and the address's local part is often not it. A link works once and only
 // until it expires; anything else is ErrNotFound.
 func (s *Store) UseLoginToken(ctx context.Context, token string) (u User, session, signup string, err error) {
+	var email string // where the link was mailed: the sign-in proves it
 	err = s.InTx(ctx, func(tx pgx.Tx) error {
 		var id int64
-		var email string
 		err := tx.QueryRow(ctx, `UPDATE login_links SET used_at = now()
 			WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING id, email`, HashSecret(token)).Scan(&id, &email)
 		if err != nil {
@@ -137,7 +151,7 @@ func (s *Store) UseLoginToken(ctx context.Context, token string) (u User, sessio
 	if err != nil || signup != "" {
 		return User{}, "", signup, err
 	}
-	session, err = s.CreateSession(ctx, u.ID)
+	session, err = s.CreateSession(ctx, u.ID, email)
 	return u, session, "", err
 }
 

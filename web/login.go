@@ -307,7 +307,7 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) error {
 		s.log.Warn("OpenID user name moved to a new subject; the account that held it was renamed",
 			"name", name, "sub", idt.Subject, "renamed_to", moved)
 	}
-	sess, err := s.Store.CreateSession(r.Context(), u.ID)
+	sess, err := s.Store.CreateSession(r.Context(), u.ID, email) // a verified address, or ""
 	if err != nil {
 		return err
 	}

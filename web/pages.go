@@ -52,7 +52,7 @@ func parsePages() (map[string]*template.Template, error) {
 		pages[path.Base(n)] = t
 	}
 	for _, want := range []string{"home.html", "error.html", "confirm.html", "login.html", "rules.html", "rule.html",
-		"destinations.html", "settings.html", "admin.html", "welcome.html", "notification.html", "link.html"} {
+		"destinations.html", "settings.html", "admin.html", "welcome.html", "notification.html", "link.html", "ask.html"} {
 		if pages[want] == nil {
 			return nil, fmt.Errorf("page template %s is missing", want)
 		}
@@ -105,6 +105,18 @@ type Page struct {
 func (s *Server) base(r *http.Request, title string) Page {
 	u := userFrom(r.Context())
 	return Page{Title: title, User: u, Admin: s.isAdmin(r), Path: r.URL.Path, OIDC: s.Auth.OIDC(), Zone: userZone(u.Timezone)}
+}
+
+// askPage asks before something is undone for good (deleting a rule or a
+// destination): a page of its own with a button, so it works without
+// JavaScript and a stray click on the list changes nothing.
+type askPage struct {
+	Page
+	Question string
+	Details  []string
+	Action   string // where the button posts
+	Button   string
+	Cancel   string // where "keep it" goes
 }
 
 type errorPage struct {

@@ -68,7 +68,7 @@ func TestDestinationConfirmationByKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := st.CreateSession(context.Background(), u.ID)
+	sess, err := st.CreateSession(context.Background(), u.ID, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -166,6 +166,8 @@ func (s *Server) Handler() http.Handler {
 		r.Post("/destinations", s.api(s.createDestination))
 		r.Patch("/destinations/{id}", s.api(s.patchDestination))
 		r.Post("/destinations/{id}/confirm", s.api(s.confirmDestination))
+		r.Post("/destinations/{id}/resend", s.api(s.resendDestinationConfirmation))
+		r.Delete("/destinations/{id}", s.api(s.deleteDestination))
 		r.Get("/rules", s.api(s.listRules))
 		r.Post("/rules", s.api(s.createRule))
 		r.Post("/rules/preview", s.api(s.previewRule))

@@ -31,6 +31,7 @@ func (s *Server) userPages(r chi.Router) {
 	r.Get("/rules/{id}", s.page(s.ruleEditor))
 	r.Post("/rules/{id}", s.page(s.saveRuleForm))
 	r.Post("/rules/{id}/enabled", s.page(s.toggleRule))
+	r.Get("/rules/{id}/delete", s.page(s.askDeleteRule))
 	r.Post("/rules/{id}/delete", s.page(s.deleteRuleForm))
 
 	r.Get("/notifications/{id}", s.page(s.notificationPage))
@@ -42,6 +43,9 @@ func (s *Server) userPages(r chi.Router) {
 	r.Post("/destinations/{id}/mute", s.page(s.muteForm))
 	r.Post("/destinations/{id}/test", s.page(s.testSendForm))
 	r.Post("/destinations/{id}/rules", s.page(s.attachRulesForm))
+	r.Post("/destinations/{id}/resend", s.page(s.resendForm))
+	r.Get("/destinations/{id}/delete", s.page(s.askDeleteDestination))
+	r.Post("/destinations/{id}/delete", s.page(s.deleteDestinationForm))
 
 	r.Get("/settings", s.page(s.settingsPage))
 	r.Post("/settings", s.page(s.saveSettingsForm))
@@ -66,6 +70,16 @@ func fieldErrors(err error) (map[string]string, error) {
 		return map[string]string{f: inv.Message}, nil
 	}
 	return nil, err
+}
+
+// invalidMessage is the message of a validation error, for a form that
+// shows its errors in one place; ok is false for any other error.
+func invalidMessage(err error) (string, bool) {
+	var inv *apperr.InvalidError
+	if errors.As(err, &inv) {
+		return inv.Message, true
+	}
+	return "", false
 }
 
 func (s *Server) redirect(w http.ResponseWriter, r *http.Request, to string) error {
@@ -95,7 +109,8 @@ type ruleRow struct {
 
 type rulesPage struct {
 	Page
-	Rules []ruleRow
+	Rules  []ruleRow
+	Notice string
 }
 
 func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request) error {
@@ -109,6 +124,12 @@ func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	data := rulesPage{Page: s.base(r, "Rules")}
+	switch r.URL.Query().Get("done") {
+	case "saved":
+		data.Notice = "Saved."
+	case "deleted":
+		data.Notice = "Deleted."
+	}
 	for _, rule := range rs {
 		row := ruleRow{Rule: rule, Tracks: describeTrack(rule)}
 		for _, d := range ds {
@@ -323,7 +344,7 @@ func (s *Server) saveRuleForm(w http.ResponseWriter, r *http.Request) error {
 		s.renderStatus(w, http.StatusBadRequest, "rule.html", data)
 		return nil
 	}
-	return s.redirect(w, r, "/rules")
+	return s.redirect(w, r, "/rules?done=saved")
 }
 
 func (s *Server) toggleRule(w http.ResponseWriter, r *http.Request) error {
@@ -340,7 +361,23 @@ func (s *Server) toggleRule(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.Store.SaveRule(r.Context(), rule); err != nil {
 		return err
 	}
-	return s.back(w, r, "/rules")
+	return s.back(w, r, "/rules?done=saved")
+}
+
+// askDeleteRule asks before a rule is deleted.
+func (s *Server) askDeleteRule(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	rule, err := s.Store.GetRule(r.Context(), userFrom(r.Context()).ID, id)
+	if err != nil {
+		return err
+	}
+	s.renderStatus(w, http.StatusOK, "ask.html", askPage{Page: s.base(r, "Delete rule “"+rule.Name+"”?"),
+		Question: "It stops picking messages at once. Its notifications stay in your history.",
+		Action:   fmt.Sprintf("/rules/%d/delete", id), Button: "Delete the rule", Cancel: "/rules"})
+	return nil
 }
 
 func (s *Server) deleteRuleForm(w http.ResponseWriter, r *http.Request) error {
@@ -351,7 +388,7 @@ func (s *Server) deleteRuleForm(w http.ResponseWriter, r *http.Request) error {
 	if err := s.Store.DeleteRule(r.Context(), userFrom(r.Context()).ID, id); err != nil {
 		return err
 	}
-	return s.redirect(w, r, "/rules")
+	return s.redirect(w, r, "/rules?done=deleted")
 }
 
 // ---- destinations ----
@@ -443,6 +480,12 @@ func (s *Server) renderDestinations(w http.ResponseWriter, r *http.Request, stat
 		data.Notice = "Added. A confirmation was sent to it: follow the link or code in it to start receiving notifications."
 	case "attached":
 		data.Notice = "Saved: the rules you ticked send here too."
+	case "resent":
+		data.Notice = "A new confirmation is on its way; the earlier one no longer works."
+	case "deleted":
+		data.Notice = "Deleted."
+	case "saved":
+		data.Notice = "Saved."
 	case "test":
 		data.Notice = "A test message is on its way."
 	}
@@ -505,12 +548,12 @@ func (s *Server) attachRulesForm(w http.ResponseWriter, r *http.Request) error {
 			next.Destinations = append(slices.Clone(next.Destinations), id)
 		}
 		if err := next.Validate(); err != nil {
-			var inv *apperr.InvalidError
-			if !errors.As(err, &inv) {
+			msg, ok := invalidMessage(err)
+			if !ok {
 				return err
 			}
 			return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id,
-				Errors: map[string]string{"rules": fmt.Sprintf("Rule “%s”: %s", next.Name, inv.Message)}})
+				Errors: map[string]string{"rules": fmt.Sprintf("Rule “%s”: %s", next.Name, msg)}})
 		}
 		ids = append(ids, rid)
 	}
@@ -532,7 +575,7 @@ func (s *Server) patchDestinationForm(w http.ResponseWriter, r *http.Request, p 
 	if _, err := s.Store.UpdateDestination(r.Context(), userFrom(r.Context()).ID, id, p); err != nil {
 		return err
 	}
-	return s.back(w, r, "/destinations")
+	return s.back(w, r, fmt.Sprintf("/destinations?done=saved#destination-%d", id))
 }
 
 func (s *Server) toggleDestination(w http.ResponseWriter, r *http.Request) error {
@@ -581,7 +624,7 @@ func (s *Server) policyForm(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id, Errors: errs})
 	}
-	return s.redirect(w, r, "/destinations")
+	return s.redirect(w, r, fmt.Sprintf("/destinations?done=saved#destination-%d", id))
 }
 
 // muteForm mutes a destination for a while, or unmutes it.
@@ -596,6 +639,69 @@ func (s *Server) muteForm(w http.ResponseWriter, r *http.Request) error {
 		until = &t
 	}
 	return s.patchDestinationForm(w, r, store.DestinationPatch{MutedUntil: &until})
+}
+
+// resendForm sends an unconfirmed destination its confirmation again,
+// within the same limits as the first.
+func (s *Server) resendForm(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	_, err = s.resendConfirmation(r.Context(), userFrom(r.Context()), id)
+	switch {
+	case errors.Is(err, apperr.ErrRateLimited):
+		return s.renderDestinations(w, r, http.StatusTooManyRequests, destinationsPage{ErrorFor: id,
+			Errors: map[string]string{"resend": "Several confirmations went to this address lately. Use the newest one, or try again later."}})
+	case err != nil:
+		msg, ok := invalidMessage(err)
+		if !ok {
+			return err
+		}
+		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id,
+			Errors: map[string]string{"resend": msg}})
+	}
+	return s.redirect(w, r, fmt.Sprintf("/destinations?done=resent#destination-%d", id))
+}
+
+// askDeleteDestination asks before a destination is deleted, naming the
+// rules that will be left sending nowhere.
+func (s *Server) askDeleteDestination(w http.ResponseWriter, r *http.Request) error {
+	u := userFrom(r.Context())
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	d, err := s.Store.GetDestination(r.Context(), u.ID, id)
+	if err != nil {
+		return err
+	}
+	rs, err := s.Store.ListRules(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	var details []string
+	for _, rule := range rs {
+		if slices.Equal(rule.Destinations, []int64{id}) {
+			details = append(details, fmt.Sprintf("Rule “%s” sends only here: afterwards its matches only fill your history.", rule.Name))
+		}
+	}
+	s.renderStatus(w, http.StatusOK, "ask.html", askPage{Page: s.base(r, "Delete "+d.Address+"?"),
+		Question: "Nothing more is sent there; what is still waiting to go there is dropped. Its notifications stay in your history.",
+		Details:  details, Action: fmt.Sprintf("/destinations/%d/delete", id), Button: "Delete the destination",
+		Cancel: fmt.Sprintf("/destinations#destination-%d", id)})
+	return nil
+}
+
+func (s *Server) deleteDestinationForm(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.Store.DeleteDestination(r.Context(), userFrom(r.Context()).ID, id); err != nil {
+		return err
+	}
+	return s.redirect(w, r, "/destinations?done=deleted")
 }
 
 func (s *Server) testSendForm(w http.ResponseWriter, r *http.Request) error {

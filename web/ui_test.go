@@ -659,15 +659,16 @@ func TestDestinationsPage(t *testing.T) {
 	if b := body(t, s.get(c, "/destinations")); !strings.Contains(b, "No destinations yet") {
 		t.Fatalf("empty destinations page:\n%s", b)
 	}
-	resp := s.postForm(c, "/destinations", url.Values{"kind": {"email"}, "address": {"dee@example.org\r\nBcc: x@example.org"}})
+	resp := s.postForm(c, "/destinations", url.Values{"kind": {"email"}, "address": {"dee.work@example.org\r\nBcc: x@example.org"}})
 	if b := body(t, resp); resp.StatusCode != 400 || !strings.Contains(b, `id="address-error"`) {
 		t.Fatalf("header injection address: %d\n%s", resp.StatusCode, b)
 	}
-	resp = s.postForm(c, "/destinations", url.Values{"kind": {"email"}, "address": {"dee@example.org"}})
+	// Another address than the one signed in with: it must be confirmed.
+	resp = s.postForm(c, "/destinations", url.Values{"kind": {"email"}, "address": {"dee.work@example.org"}})
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/destinations?done=added") {
 		t.Fatalf("add: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if resp := s.postForm(c, "/destinations", url.Values{"kind": {"email"}, "address": {"dee@example.org"}}); resp.StatusCode != 400 {
+	if resp := s.postForm(c, "/destinations", url.Values{"kind": {"email"}, "address": {"dee.work@example.org"}}); resp.StatusCode != 400 {
 		t.Fatalf("adding twice: %d", resp.StatusCode)
 	}
 	ds, _ := s.st.ListDestinations(context.Background(), 1)
