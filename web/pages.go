@@ -204,7 +204,7 @@ func (s *Server) confirmLink(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) confirmLinkInvalid(w http.ResponseWriter, r *http.Request) {
 	s.renderStatus(w, http.StatusNotFound, "error.html", errorPage{Page: s.base(r, "Link not valid"),
-		Message: "This confirmation link is unknown, was used already, or has expired. Add the destination again to get a new one."})
+		Message: "This confirmation link is unknown, was used already, or has expired. On your destinations page, “Send the confirmation again” mails a new one."})
 }
 
 // confirmPage is the confirmation link's button: it confirms the
