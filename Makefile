@@ -6,7 +6,7 @@ GO      ?= go
 BIN     := bin/fmn
 FMN_DATA_DIR ?= data
 
-.PHONY: all build run test bench vet fmt clean
+.PHONY: all build run test bench faults vet fmt clean
 
 all: build
 
@@ -27,6 +27,10 @@ test: build
 # Benchmarks and load generators; each prints `bench: NAME VALUE UNIT` lines.
 bench: build
 	@scripts/bench.sh
+
+# Issue 12's fault run: two instances, 3,000 messages, three kill -9s.
+faults: build
+	@scripts/faults.sh
 
 vet:
 	$(GO) vet ./...

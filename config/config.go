@@ -237,7 +237,7 @@ var known = map[string]bool{
 	"FMN_OIDC_GROUPS_CLAIM":         true, "FMN_OIDC_SCOPES": true, "FMN_DISTGIT_URL": true, "FMN_DISTGIT_REFRESH": true,
 	// Read by the test helpers only; accepted so a developer's shell does not
 	// make the service refuse to start.
-	"FMN_TEST_DATABASE_URL": true, "FMN_ARTIFACTS": true,
+	"FMN_TEST_DATABASE_URL": true, "FMN_FAULTS": true, "FMN_DENDRITE": true, "FMN_ARTIFACTS": true,
 }
 
 func parse(vals map[string]string) (Config, error) {

@@ -18,8 +18,10 @@ import (
 type Channel interface {
 	// Send delivers n to d. It calls claim once, when it holds what the
 	// send needs (a connection, a slot, its turn), just before anything
-	// leaves; when claim reports false (sent or given up meanwhile) it
-	// sends nothing and returns nil.
+	// leaves, and then the record claim returned with the send's outcome,
+	// before it lets go of what it holds; when claim returns no record
+	// (sent or given up meanwhile) it sends nothing and returns that
+	// error (nil).
 	Send(ctx context.Context, d fmn.Destination, n fmn.Notification, claim Claim) error
 	// Confirm sends d its confirmation: the code, and the link
 	// {base URL}/confirm/{code}, on behalf of the user named owner.
@@ -28,9 +30,12 @@ type Channel interface {
 	Classify(err error) Verdict
 }
 
-// Claim marks the notification being sent (committed before the send) and
-// reports whether to go ahead.
-type Claim func(ctx context.Context) (bool, error)
+// Claim marks the notification being sent (committed before the send). It
+// returns record to call with the outcome (nil: delivered), or nil when
+// the notification is not to be sent. Recording before the connection or
+// slot is given back bounds the notifications 'sending' at any moment —
+// all that a crash can leave unknown — by the channel's connections.
+type Claim func(ctx context.Context) (record func(error), err error)
 
 // Outcome is what a failed send means for what comes next.
 type Outcome int

@@ -175,30 +175,45 @@ func (dl *Deliverer) notify(ctx context.Context, job *rivertype.JobRow, id int64
 				fmt.Sprintf("not sent within %s: too late to be news", r.Stale))
 		}
 	}
+	// outcome records what the send did and says what the job does next;
+	// the channel calls it (through the claim's record) while it still
+	// holds its connection, or it runs after Send for a failure before the
+	// claim.
 	claimed := false
-	claim := func(ctx context.Context) (bool, error) {
-		res, err := dl.Store.ClaimNotification(ctx, n.ID, dl.now(), r.Again)
-		claimed = res == store.ClaimOK
-		return claimed, err
-	}
-	err = r.Channel.Send(ctx, d, n, claim)
-	if err == nil {
-		if !claimed {
+	outcome := func(err error) error {
+		if err == nil {
+			if !claimed {
+				return nil
+			}
+			if err := dl.Store.FinishNotification(context.WithoutCancel(ctx), n.ID, fmn.StatusSent, ""); err != nil {
+				return err
+			}
+			dl.Metrics.Sent.WithLabelValues(string(d.Kind)).Inc()
 			return nil
 		}
-		if err := dl.Store.FinishNotification(ctx, n.ID, fmn.StatusSent, ""); err != nil {
-			return err
-		}
-		dl.Metrics.Sent.WithLabelValues(string(d.Kind)).Inc()
-		return nil
+		dl.Metrics.Failures.WithLabelValues(string(d.Kind)).Inc()
+		return dl.Failed(ctx, job, d, err, func(status fmn.Status, reason string) error {
+			if !claimed && status == fmn.StatusFailed {
+				return nil // nothing was claimed: the notification stays as it was
+			}
+			return dl.Store.FinishNotification(context.WithoutCancel(ctx), n.ID, status, reason)
+		})
 	}
-	dl.Metrics.Failures.WithLabelValues(string(d.Kind)).Inc()
-	return dl.Failed(ctx, job, d, err, func(status fmn.Status, reason string) error {
-		if !claimed && status == fmn.StatusFailed {
-			return nil // nothing was claimed: the notification stays as it was
+	var recorded bool
+	var jobErr error
+	claim := func(ctx context.Context) (func(error), error) {
+		res, err := dl.Store.ClaimNotification(ctx, n.ID, dl.now(), r.Again)
+		if err != nil || res != store.ClaimOK {
+			return nil, err
 		}
-		return dl.Store.FinishNotification(context.WithoutCancel(ctx), n.ID, status, reason)
-	})
+		claimed = true
+		return func(sendErr error) { recorded, jobErr = true, outcome(sendErr) }, nil
+	}
+	err = r.Channel.Send(ctx, d, n, claim)
+	if recorded {
+		return jobErr
+	}
+	return outcome(err)
 }
 
 // Failed records a failed send to d as its channel reads the error, and

@@ -216,18 +216,31 @@ func (f *fixture) startRiver(w delivery.NotifyWorker) *delivery.Queue {
 }
 
 // afterSend wraps a mailer: fn runs after the server accepted a mail and
-// before the worker hears of it; a panic or an exit from it stands for the
-// worker dying right there.
+// before its outcome is recorded; a panic or an exit from it stands for
+// the worker dying right there.
 type afterSend struct {
 	Mailer
 	fn func() error
 }
 
 func (a afterSend) Send(ctx context.Context, m *gomail.Msg, claim delivery.Claim) error {
-	if err := a.Mailer.Send(ctx, m, claim); err != nil {
-		return err
+	if claim == nil {
+		return a.Mailer.Send(ctx, m, nil)
 	}
-	return a.fn()
+	return a.Mailer.Send(ctx, m, func(ctx context.Context) (func(error), error) {
+		record, err := claim(ctx)
+		if record == nil {
+			return nil, err
+		}
+		return func(sendErr error) {
+			if sendErr == nil {
+				if err := a.fn(); err != nil {
+					sendErr = err
+				}
+			}
+			record(sendErr)
+		}, nil
+	})
 }
 
 // status reads a notification's status, error and send attempts.

@@ -115,9 +115,10 @@ func (s *SMTPMailer) Send(ctx context.Context, m *mail.Msg, claim delivery.Claim
 			return fmt.Errorf("send mail: connect to SMTP server: %w", err)
 		}
 	}
+	record := func(error) {}
 	if claim != nil {
-		ok, err := claim(ctx)
-		if err != nil || !ok {
+		var err error
+		if record, err = claim(ctx); record == nil {
 			s.putIdle(conn)
 			return err
 		}
@@ -127,14 +128,19 @@ func (s *SMTPMailer) Send(ctx context.Context, m *mail.Msg, claim delivery.Claim
 	if err != nil && !fresh && errors.As(err, &se) && se.Reason == mail.ErrConnCheck {
 		s.discard(conn)
 		if conn, err = s.client.DialToSMTPClientWithContext(ctx); err != nil {
-			return fmt.Errorf("send mail: connect to SMTP server: %w", err)
+			err = fmt.Errorf("send mail: connect to SMTP server: %w", err)
+			record(err)
+			return err
 		}
 		err = s.client.SendWithSMTPClient(conn, m)
 	}
 	if err != nil {
+		err = fmt.Errorf("send mail: %w", err)
+		record(err)
 		s.discard(conn)
-		return fmt.Errorf("send mail: %w", err)
+		return err
 	}
+	record(nil)
 	s.putIdle(conn)
 	return nil
 }
@@ -192,20 +198,24 @@ func (f FolderMailer) Send(ctx context.Context, m *mail.Msg, claim delivery.Clai
 	if err := os.MkdirAll(f.Dir, 0o750); err != nil {
 		return fmt.Errorf("create mail folder: %w", err)
 	}
+	record := func(error) {}
 	if claim != nil {
-		if ok, err := claim(ctx); err != nil || !ok {
+		var err error
+		if record, err = claim(ctx); record == nil {
 			return err
 		}
 	}
 	name := fmt.Sprintf("%s-%d.eml", time.Now().UTC().Format("20060102T150405.000000000"), os.Getpid())
 	tmp := filepath.Join(f.Dir, "."+name)
-	if err := m.WriteToFile(tmp); err != nil {
-		return fmt.Errorf("write mail file: %w", err)
+	err := m.WriteToFile(tmp)
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(f.Dir, name))
 	}
-	if err := os.Rename(tmp, filepath.Join(f.Dir, name)); err != nil {
-		return fmt.Errorf("write mail file: %w", err)
+	if err != nil {
+		err = fmt.Errorf("write mail file: %w", err)
 	}
-	return nil
+	record(err)
+	return err
 }
 
 // IsAmbiguous reports whether a failed send may nevertheless have been

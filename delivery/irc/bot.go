@@ -87,6 +87,7 @@ func (b *Bot) Stats() (connects, pings int64) { return b.connects.Load(), b.ping
 type ircItem struct {
 	text      string
 	claim     delivery.Claim // nil: the bot's own line, nothing to claim
+	record    func(error)    // set by a successful claim
 	done      chan error     // buffered: the writer never blocks on it
 	cancelled atomic.Bool
 }
@@ -419,6 +420,9 @@ func (b *Bot) writeLoop(ctx context.Context) {
 		}
 		last = time.Now()
 		for _, it := range items {
+			if it.record != nil {
+				it.record(err)
+			}
 			it.done <- err
 		}
 	}
@@ -437,12 +441,13 @@ func (b *Bot) claim(ctx context.Context, items []*ircItem) []*ircItem {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ok, err := it.claim(cctx)
+		record, err := it.claim(cctx)
 		cancel()
-		if err != nil || !ok {
+		if record == nil {
 			it.done <- err
 			continue
 		}
+		it.record = record
 		out = append(out, it)
 	}
 	return out

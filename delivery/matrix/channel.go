@@ -52,15 +52,17 @@ func (c *Channel) send(ctx context.Context, d fmn.Destination, txn string, msg M
 	if err != nil {
 		return err
 	}
+	record := func(error) {}
 	if claim != nil {
-		if ok, err := claim(ctx); err != nil || !ok {
+		if record, err = claim(ctx); record == nil {
 			return err
 		}
 	}
 	err = c.Client.Send(ctx, room, txn, msg)
+	defer func() { record(err) }()
 	if isForbidden(err) {
 		_, _ = c.Store.ForgetMatrixRoom(context.WithoutCancel(ctx), room)
-		return fmt.Errorf("the bot is no longer in %s's room; a new one is made on the retry: %w", d.Address, err)
+		err = fmt.Errorf("the bot is no longer in %s's room; a new one is made on the retry: %w", d.Address, err)
 	}
 	return err
 }

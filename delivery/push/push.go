@@ -98,12 +98,20 @@ func (p *Pusher) post(ctx context.Context, address string, payload Payload, ttl 
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
+	record := func(error) {}
 	if claim != nil {
-		if ok, err := claim(ctx); err != nil || !ok {
+		if record, err = claim(ctx); record == nil {
 			return err
 		}
 	}
-	resp, err := webpush.SendNotificationWithContext(ctx, body, &sub, &webpush.Options{
+	err = p.request(ctx, client, body, &sub, ttl, urgency)
+	record(err)
+	return err
+}
+
+// request makes the push request and reads its answer.
+func (p *Pusher) request(ctx context.Context, client *http.Client, body []byte, sub *webpush.Subscription, ttl time.Duration, urgency webpush.Urgency) error {
+	resp, err := webpush.SendNotificationWithContext(ctx, body, sub, &webpush.Options{
 		HTTPClient:      client,
 		Subscriber:      strings.TrimPrefix(p.Settings.Subject, "mailto:"), // webpush-go adds mailto: itself
 		TTL:             int(ttl / time.Second),
