@@ -148,6 +148,7 @@ type Config struct {
 	MaxRulesPerUser        int            // FMN_MAX_RULES_PER_USER
 	MaxPatternsPerRule     int            // FMN_MAX_PATTERNS_PER_RULE: entries of all a rule's lists together
 	MaxDestinationsPerUser int            // FMN_MAX_DESTINATIONS_PER_USER
+	PushAllowPrivate       bool           // FMN_PUSH_ALLOW_PRIVATE: push endpoints may be http, any port, loopback and private addresses
 
 	// Ownership ("my packages") and group membership.
 	OIDCGroupsClaim string        // FMN_OIDC_GROUPS_CLAIM: the claim listing the user's groups
@@ -233,8 +234,8 @@ var known = map[string]bool{
 	"FMN_ADMINS": true, "FMN_LOG_LEVEL": true,
 	"FMN_OIDC_ISSUER": true, "FMN_OIDC_CLIENT_ID": true, "FMN_OIDC_CLIENT_SECRET": true, "FMN_OIDC_USERNAME_CLAIM": true,
 	"FMN_TRUSTED_PROXIES": true, "FMN_MAX_RULES_PER_USER": true, "FMN_MAX_PATTERNS_PER_RULE": true,
-	"FMN_MAX_DESTINATIONS_PER_USER": true,
-	"FMN_OIDC_GROUPS_CLAIM":         true, "FMN_OIDC_SCOPES": true, "FMN_DISTGIT_URL": true, "FMN_DISTGIT_REFRESH": true,
+	"FMN_MAX_DESTINATIONS_PER_USER": true, "FMN_PUSH_ALLOW_PRIVATE": true,
+	"FMN_OIDC_GROUPS_CLAIM": true, "FMN_OIDC_SCOPES": true, "FMN_DISTGIT_URL": true, "FMN_DISTGIT_REFRESH": true,
 	// Read by the test helpers only; accepted so a developer's shell does not
 	// make the service refuse to start.
 	"FMN_TEST_DATABASE_URL": true, "FMN_FAULTS": true, "FMN_DENDRITE": true, "FMN_ARTIFACTS": true,
@@ -323,6 +324,7 @@ func parse(vals map[string]string) (Config, error) {
 		errs = append(errs, fmt.Errorf("FMN_DEMO_RATE: want a positive number of messages per second"))
 	}
 	errs = append(errs, c.parseSafety(get)...)
+	c.PushAllowPrivate = getBool("FMN_PUSH_ALLOW_PRIVATE")
 	if c.DistgitRefresh, err = time.ParseDuration(get("FMN_DISTGIT_REFRESH", DefaultDistgitRefresh.String())); err != nil || c.DistgitRefresh < time.Minute {
 		errs = append(errs, fmt.Errorf("FMN_DISTGIT_REFRESH: want a duration of a minute or more, such as 24h"))
 	}

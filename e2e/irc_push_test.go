@@ -31,7 +31,7 @@ func TestIRCAndPush(t *testing.T) {
 	irc := irctest.Start(t)
 	busEP := fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
 	s := startService(t, "FMN_IRC_URL="+irc.URL(), "FMN_IRC_NICK=fmn", "FMN_BUS_ENDPOINTS="+busEP,
-		"FMN_PUSH_SUBJECT=mailto:push-admin@example.org")
+		"FMN_PUSH_SUBJECT=mailto:push-admin@example.org", "FMN_PUSH_ALLOW_PRIVATE=true") // the push service is on loopback
 	s.token = strings.TrimSpace(s.run("token", "create", "-user", "alice"))
 
 	var key struct {

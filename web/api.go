@@ -15,6 +15,7 @@ import (
 	"fmn"
 	"fmn/apperr"
 	"fmn/delivery"
+	"fmn/delivery/push"
 	"fmn/rules"
 	"fmn/store"
 )
@@ -99,6 +100,15 @@ func (s *Server) addDestination(ctx context.Context, u store.User, kindName, add
 	if err != nil {
 		return fmn.Destination{}, err
 	}
+	var endpoint string
+	if kind == fmn.KindPush {
+		var sub fmn.Subscription
+		_ = json.Unmarshal([]byte(addr), &sub) // ValidateAddress made it
+		endpoint = sub.Endpoint
+		if err := s.PushGuard.CheckEndpoint(ctx, endpoint); err != nil {
+			return fmn.Destination{}, err
+		}
+	}
 	var d fmn.Destination
 	err = s.Store.InTx(ctx, func(tx pgx.Tx) error {
 		if err := store.CheckDestinationQuota(ctx, tx, u.ID, s.Limits.DestinationsPerUser); err != nil {
@@ -108,8 +118,11 @@ func (s *Server) addDestination(ctx context.Context, u store.User, kindName, add
 		if d, err = store.CreateDestination(ctx, tx, u.ID, kind, addr); err != nil {
 			return err
 		}
-		if kind == fmn.KindPush && viaSession(ctx) ||
+		if kind == fmn.KindPush && viaSession(ctx) && push.KnownService(endpoint) ||
 			kind == fmn.KindEmail && u.SignedInEmail != "" && strings.EqualFold(addr, u.SignedInEmail) {
+			// A signed-in browser's subscription at its own push service
+			// (see push.KnownService), or the address the user signed in
+			// with: that is the proof.
 			d, err = store.ConfirmNow(ctx, tx, d.ID)
 			return err
 		}

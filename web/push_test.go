@@ -45,21 +45,27 @@ func newTestServer(t *testing.T) (*Server, *store.Store, string) {
 }
 
 func subscriptionJSON(t *testing.T) string {
+	return subscriptionAt(t, "https://push.example.net/"+rand.Text())
+}
+
+// subscriptionAt is a browser's subscription JSON for an endpoint.
+func subscriptionAt(t *testing.T, endpoint string) string {
 	k, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	auth := make([]byte, 16)
 	rand.Read(auth)
-	b, _ := json.Marshal(map[string]any{"endpoint": "https://push.example.net/" + rand.Text(),
+	b, _ := json.Marshal(map[string]any{"endpoint": endpoint,
 		"keys": map[string]string{"p256dh": base64.RawURLEncoding.EncodeToString(k.PublicKey().Bytes()),
 			"auth": base64.RawURLEncoding.EncodeToString(auth)}})
 	return string(b)
 }
 
 // TestDestinationConfirmationByKind: each kind's confirmation goes through
-// its own channel, and a push subscription made by a signed-in browser is
-// confirmed at once.
+// its own channel, and a push subscription made by a signed-in browser at
+// a browser's own push service is confirmed at once (one at another server
+// is confirmed by its pushed link, like any other destination).
 func TestDestinationConfirmationByKind(t *testing.T) {
 	t.Parallel()
 	s, st, tok := newTestServer(t)
@@ -106,7 +112,8 @@ func TestDestinationConfirmationByKind(t *testing.T) {
 		{"email", false, "email", "alice@example.org", "confirm on email", false},
 		{"irc", false, "irc", "alice", "confirm on irc", false},
 		{"push by token", false, "push", subscriptionJSON(t), "confirm on push", false},
-		{"push from a session", true, "push", subscriptionJSON(t), "none", true},
+		{"push from a session", true, "push", subscriptionAt(t, "https://fcm.googleapis.com/fcm/send/"+rand.Text()), "none", true},
+		{"push from a session, not a browser's service", true, "push", subscriptionJSON(t), "confirm on push", false},
 		{"irc from a session", true, "irc", "alice2", "confirm on irc", false},
 	} {
 		code, d := post(c.session, map[string]string{"kind": c.kind, "address": c.address})

@@ -19,6 +19,7 @@ import (
 	"fmn"
 	"fmn/config"
 	"fmn/consumer"
+	"fmn/delivery/push"
 	"fmn/metrics"
 	"fmn/store"
 	"fmn/templates"
@@ -46,6 +47,9 @@ type Deps struct {
 	// TrustedProxies (FMN_TRUSTED_PROXIES) are the only peers whose
 	// X-Forwarded-For is believed; see clientIP.
 	TrustedProxies []netip.Prefix
+	// PushGuard judges push endpoints when they are added (the push
+	// workers apply the same guard when they connect).
+	PushGuard push.Guard
 	// Limits bound what one account may hold; zero fields take the
 	// defaults (see Limits).
 	Limits Limits

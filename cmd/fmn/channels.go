@@ -56,7 +56,8 @@ func setUpChannels(ctx context.Context, g *errgroup.Group, cfg config.Config, st
 		return pub, start, nil
 	}
 	pusher := &push.Pusher{Settings: push.Settings{
-		Subject: cfg.PushSubject, BaseURL: cfg.BaseURL, PublicKey: pub, PrivateKey: priv}}
+		Subject: cfg.PushSubject, BaseURL: cfg.BaseURL, PublicKey: pub, PrivateKey: priv},
+		Guard: push.Guard{AllowPrivate: cfg.PushAllowPrivate}}
 	j.Routes = append(j.Routes, pusher.Route())
 	if cfg.IRCURL != "" {
 		starts = append(starts, setUpIRC(ctx, g, cfg, st, j, log))

@@ -21,6 +21,7 @@ import (
 	"fmn/consumer/fedmsg"
 	"fmn/delivery"
 	"fmn/delivery/email"
+	"fmn/delivery/push"
 	"fmn/metrics"
 	"fmn/pgcluster"
 	"fmn/rules"
@@ -108,6 +109,9 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	}
 	log := e.logger(cfg.LogLevel)
 	log.Info("starting fmn", append([]any{"consume", r.consume, "work", r.work, "web", r.web}, cfg.LogValues()...)...)
+	if cfg.PushAllowPrivate {
+		log.Warn("FMN_PUSH_ALLOW_PRIVATE is on: push endpoints may be plain http and reach loopback and private addresses; for tests and private deployments only")
+	}
 
 	// Listen first: a busy port fails the start, not a minute later.
 	var ln net.Listener
@@ -247,7 +251,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		hub := web.NewHub(st, log)
 		bus.Go(func() error { return hub.Run(busCtx) })
 		deps := web.Deps{Store: st, Jobs: jobs, Channels: configured(cfg), Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub,
-			TrustedProxies: cfg.TrustedProxies, Limits: web.Limits{RulesPerUser: cfg.MaxRulesPerUser,
+			TrustedProxies: cfg.TrustedProxies, PushGuard: push.Guard{AllowPrivate: cfg.PushAllowPrivate}, Limits: web.Limits{RulesPerUser: cfg.MaxRulesPerUser,
 				PatternsPerRule: cfg.MaxPatternsPerRule, DestinationsPerUser: cfg.MaxDestinationsPerUser},
 			Auth: web.AuthConfig{
 				OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,

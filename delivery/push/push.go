@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	webpush "github.com/SherClockHolmes/webpush-go"
@@ -59,28 +61,56 @@ type Settings struct {
 	PrivateKey string
 }
 
+// pushTimeout bounds one push request, connection included: a push
+// service answers in well under a second, and a slow one must not hold a
+// worker that others' pushes need (see turns).
+const pushTimeout = 10 * time.Second
+
 // Pusher encrypts and posts one payload to a subscription (RFC 8291, with a
 // VAPID header per RFC 8292, both done by webpush-go).
 type Pusher struct {
 	Settings Settings
-	Client   *http.Client
+	// Guard says where pushes may go (FMN_PUSH_ALLOW_PRIVATE); every
+	// request goes through its client.
+	Guard Guard
+
+	clientOnce sync.Once
+	client     *http.Client
+	turns      turns
 }
 
-// pushError is a push service's answer other than success.
+// pushError is a push service's answer other than success. What it says is
+// fmn's own words for the status: the answer's body is never read into
+// anything a user sees (an internal service's answer could carry secrets).
 type pushError struct {
 	Status     int
 	RetryAfter time.Duration
-	Body       string
 }
 
 func (e *pushError) Error() string {
-	if e.Status == http.StatusNotFound || e.Status == http.StatusGone {
-		return fmt.Sprintf("the browser's push subscription is gone (push service answered %d)", e.Status)
+	var why string
+	switch {
+	case e.Status == http.StatusNotFound || e.Status == http.StatusGone:
+		why = "the browser's push subscription is gone"
+	case e.Status >= 300 && e.Status < 400:
+		why = "a redirect, which fmn does not follow"
+	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+		why = "it refused fmn's VAPID signature"
+	case e.Status == http.StatusRequestEntityTooLarge:
+		why = "the message was too large for it"
+	case e.Status == http.StatusTooManyRequests:
+		why = "it asked fmn to slow down"
+	case e.Status >= 500:
+		why = "it failed"
+	default:
+		why = "it refused the request"
 	}
-	if e.Body != "" {
-		return fmt.Sprintf("push service answered %d: %s", e.Status, e.Body)
-	}
-	return fmt.Sprintf("push service answered %d", e.Status)
+	return fmt.Sprintf("the push service answered %d: %s", e.Status, why)
+}
+
+func (p *Pusher) httpClient() *http.Client {
+	p.clientOnce.Do(func() { p.client = p.Guard.Client(pushTimeout) })
+	return p.client
 }
 
 // post sends payload to the subscription address (the destination's JSON),
@@ -94,9 +124,12 @@ func (p *Pusher) post(ctx context.Context, address string, payload Payload, ttl 
 	if err != nil {
 		return err
 	}
-	client := p.Client
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
+	u, err := url.Parse(sub.Endpoint)
+	if err != nil {
+		return &reachError{why: "the push endpoint is not a URL", blocked: true, err: err}
+	}
+	if err := p.Guard.checkURL(u); err != nil {
+		return &reachError{why: err.Error(), blocked: true, err: err}
 	}
 	record := func(error) {}
 	if claim != nil {
@@ -104,15 +137,16 @@ func (p *Pusher) post(ctx context.Context, address string, payload Payload, ttl 
 			return err
 		}
 	}
-	err = p.request(ctx, client, body, &sub, ttl, urgency)
+	err = p.request(ctx, body, &sub, ttl, urgency)
 	record(err)
 	return err
 }
 
-// request makes the push request and reads its answer.
-func (p *Pusher) request(ctx context.Context, client *http.Client, body []byte, sub *webpush.Subscription, ttl time.Duration, urgency webpush.Urgency) error {
+// request makes the push request, through the guard's client, and reads
+// its answer: the status, and Retry-After; the body is drained, never kept.
+func (p *Pusher) request(ctx context.Context, body []byte, sub *webpush.Subscription, ttl time.Duration, urgency webpush.Urgency) error {
 	resp, err := webpush.SendNotificationWithContext(ctx, body, sub, &webpush.Options{
-		HTTPClient:      client,
+		HTTPClient:      p.httpClient(),
 		Subscriber:      strings.TrimPrefix(p.Settings.Subject, "mailto:"), // webpush-go adds mailto: itself
 		TTL:             int(ttl / time.Second),
 		Urgency:         urgency,
@@ -120,33 +154,56 @@ func (p *Pusher) request(ctx context.Context, client *http.Client, body []byte, 
 		VAPIDPrivateKey: p.Settings.PrivateKey,
 	})
 	if err != nil {
-		return fmt.Errorf("push: %w", err)
+		return reachFailure(err)
 	}
 	defer resp.Body.Close()
+	// Drained (a little) so the connection can be reused; never kept.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 		return nil
 	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-	e := &pushError{Status: resp.StatusCode, Body: delivery.Clean(string(msg))}
+	e := &pushError{Status: resp.StatusCode}
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 		e.RetryAfter = time.Duration(min(s, 86400)) * time.Second
 	}
 	return e
 }
 
-// Send implements delivery.Channel.
+// Send implements delivery.Channel, in the destination's turn (see turns).
 func (p *Pusher) Send(ctx context.Context, d fmn.Destination, n fmn.Notification, claim delivery.Claim) error {
-	return p.post(ctx, d.Address, NotificationPayload(n, p.Settings.BaseURL), pushTTL, webpush.UrgencyNormal, claim)
+	return p.inTurn(d, func() error {
+		return p.post(ctx, d.Address, NotificationPayload(n, p.Settings.BaseURL), pushTTL, webpush.UrgencyNormal, claim)
+	})
+}
+
+func (p *Pusher) inTurn(d fmn.Destination, push func() error) error {
+	done, err := p.turns.take(d, time.Now())
+	if err != nil {
+		return err
+	}
+	err = push()
+	var re *reachError
+	done(errors.As(err, &re) && re.timeout)
+	return err
 }
 
 // Classify implements delivery.Channel: a subscription the service says is
-// gone (404, 410) or any other 4xx is permanent (the destination is marked
-// failing and nothing more is pushed to it); 429 waits as asked; 5xx and
-// network errors are retried with backoff.
+// gone (404, 410), any other 4xx, a redirect, or an endpoint the guard
+// refuses is permanent (the destination is marked failing and nothing more
+// is pushed to it); 429 waits as asked, and so does a push waiting for its
+// turn (see turns); 5xx and network errors are retried with backoff.
 func (p *Pusher) Classify(err error) delivery.Verdict {
 	var pe *pushError
+	var re *reachError
+	var busy *busyError
 	switch {
+	case errors.As(err, &busy):
+		return delivery.Verdict{Outcome: delivery.RateLimited, RetryAfter: busy.wait}
+	case errors.As(err, &re):
+		if re.blocked {
+			return delivery.Verdict{Outcome: delivery.Permanent}
+		}
+		return delivery.Verdict{Outcome: delivery.Temporary}
 	case !errors.As(err, &pe) || pe.Status >= 500:
 		return delivery.Verdict{Outcome: delivery.Temporary}
 	case pe.Status == http.StatusTooManyRequests && pe.RetryAfter > 0:
@@ -189,7 +246,7 @@ func (p *Pusher) Confirm(ctx context.Context, d fmn.Destination, owner, code str
 		Icon:  base + "/static/favicon.svg",
 		Tag:   "fmn-confirm",
 	}
-	return p.post(ctx, d.Address, payload, pushConfirmTTL, webpush.UrgencyHigh, nil)
+	return p.inTurn(d, func() error { return p.post(ctx, d.Address, payload, pushConfirmTTL, webpush.UrgencyHigh, nil) })
 }
 
 // VAPIDKeys returns the key pair to sign with: the configured one, checked,

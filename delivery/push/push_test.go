@@ -27,8 +27,10 @@ func startPush(t testing.TB, h *deliverytest.Harness) *pushtest.Service {
 	if pub2, priv2, err := push.VAPIDKeys(ctx, h.St, "", ""); err != nil || pub2 != pub || priv2 != priv {
 		t.Fatalf("VAPID keys changed on the second start: %v", err)
 	}
+	// The test push service is plain http on loopback: allowed here only.
 	pusher := &push.Pusher{Settings: push.Settings{
-		Subject: "mailto:fmn@example.org", BaseURL: "http://fmn.test", PublicKey: pub, PrivateKey: priv}}
+		Subject: "mailto:fmn@example.org", BaseURL: "http://fmn.test", PublicKey: pub, PrivateKey: priv},
+		Guard: push.Guard{AllowPrivate: true}}
 	h.Start(pusher.Route())
 	return pushtest.Start(t, pub, "mailto:fmn@example.org")
 }
