@@ -132,9 +132,17 @@ func (c *Commands) Reply(ctx context.Context, nick, text string) []string {
 		}
 		return []string{"Stopped: no more fmn notifications to this " + c.noun() + ". Its owner can turn them back on at " + c.BaseURL + "/destinations"}
 	case "status":
-		ds, err := c.Store.DestinationsAt(ctx, c.Kind, nick)
+		all, err := c.Store.DestinationsAt(ctx, c.Kind, nick)
 		if err != nil {
 			return fail(err)
+		}
+		// Only what this nick confirmed itself: that someone merely added
+		// it (and whom) is not the nick's owner's to learn.
+		var ds []fmn.Destination
+		for _, d := range all {
+			if d.Confirmed {
+				ds = append(ds, d)
+			}
 		}
 		if len(ds) == 0 {
 			return []string{"This " + c.noun() + " receives no fmn notifications."}
@@ -149,8 +157,6 @@ func (c *Commands) Reply(ctx context.Context, nick, text string) []string {
 			switch {
 			case !d.Enabled:
 				state = append(state, "stopped")
-			case !d.Confirmed:
-				state = append(state, "waiting for confirmation")
 			default:
 				state = append(state, "active")
 			}
