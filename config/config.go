@@ -155,6 +155,36 @@ type Config struct {
 	OIDCScopes      []string      // FMN_OIDC_SCOPES: scopes asked for besides openid, profile and email
 	DistgitURL      string        // FMN_DISTGIT_URL: the Pagure instance of dist-git
 	DistgitRefresh  time.Duration // FMN_DISTGIT_REFRESH: how often everything followed is read again
+
+	// Operations (issue 14).
+	Retention time.Duration // FMN_RETENTION: how long the message log and the history are kept
+}
+
+// DefaultRetention keeps three months of the message log and of every
+// user's history: a quarter's worth of "what happened to my package" and of
+// previews, at tens of thousands of messages a day (Fedora's firehose).
+const DefaultRetention = 90 * 24 * time.Hour
+
+// parseRetention reads FMN_RETENTION: a number of days ("90d") or a Go
+// duration ("2160h"), a day at least (the log is kept in days).
+func parseRetention(v string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("FMN_RETENTION: %q: want a number of days such as 90d, or a duration such as 2160h", v)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return 0, fmt.Errorf("FMN_RETENTION: %q: want a number of days such as 90d, or a duration such as 2160h", v)
+		}
+	}
+	if d < 24*time.Hour {
+		return 0, fmt.Errorf("FMN_RETENTION: %q: want a day or more (the log is kept in whole days)", v)
+	}
+	return d, nil
 }
 
 // AMQPBinding binds the AMQP queue to an exchange with a routing key
@@ -236,6 +266,7 @@ var known = map[string]bool{
 	"FMN_TRUSTED_PROXIES": true, "FMN_MAX_RULES_PER_USER": true, "FMN_MAX_PATTERNS_PER_RULE": true,
 	"FMN_MAX_DESTINATIONS_PER_USER": true, "FMN_PUSH_ALLOW_PRIVATE": true,
 	"FMN_OIDC_GROUPS_CLAIM": true, "FMN_OIDC_SCOPES": true, "FMN_DISTGIT_URL": true, "FMN_DISTGIT_REFRESH": true,
+	"FMN_RETENTION": true,
 	// Read by the test helpers only; accepted so a developer's shell does not
 	// make the service refuse to start.
 	"FMN_TEST_DATABASE_URL": true, "FMN_FAULTS": true, "FMN_DENDRITE": true, "FMN_ARTIFACTS": true,
@@ -349,6 +380,9 @@ func parse(vals map[string]string) (Config, error) {
 			continue
 		}
 		c.BusReplay[pub] = rep
+	}
+	if c.Retention, err = parseRetention(get("FMN_RETENTION", "90d")); err != nil {
+		errs = append(errs, err)
 	}
 	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {

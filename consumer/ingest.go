@@ -217,6 +217,11 @@ func (in *Ingester) storeTx(ctx context.Context, p batchPlan) error {
 			Envelope: storableEnvelope(e),
 		}
 	}
+	// The day's partition of the message log exists (made a week ahead by
+	// the retention job); this checks, cheaply, where no job runs.
+	if err := in.Store.EnsurePartitions(ctx, time.Now()); err != nil {
+		return err
+	}
 	var stored, dup, matched int
 	err := in.Store.InTx(ctx, func(tx pgx.Tx) error {
 		stored, dup, matched = 0, 0, 0

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"fmn/pgcluster"
 	"fmn/store/storetest"
@@ -207,5 +210,38 @@ func TestReadyAfterDatabaseRestart(t *testing.T) {
 		time.Since(restarted).Round(10*time.Millisecond), before, after)
 	if after <= before {
 		t.Fatalf("/readyz said ready before the ingester stored again (stored %v before the outage, %v now)", before, after)
+	}
+}
+
+// TestRetentionJobInService: a running service's periodic job (River's
+// leader runs it at start, then hourly) drops the day of the message log
+// older than FMN_RETENTION and keeps the rest.
+func TestRetentionJobInService(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.URL(t)
+	st := openStore(t, db)
+	old, kept := time.Now().AddDate(0, 0, -40), time.Now().AddDate(0, 0, -20)
+	for i, at := range []time.Time{old, kept} {
+		if err := st.MakePartitions(ctx, at, at); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Pool.Exec(ctx, `INSERT INTO messages (msg_id, topic, received_at, envelope) VALUES ($1, 't', $2, '{}')`,
+			fmt.Sprintf("2026-retention-%d", i), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldDay := "messages_p" + old.UTC().Format("20060102")
+	launch(t, db, "FMN_RETENTION=30d")
+	eventually(t, 60*time.Second, "the partition of 40 days ago dropped", func() bool {
+		var there bool
+		st.Pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, oldDay).Scan(&there)
+		return !there
+	})
+	var left []string
+	rows, _ := st.Pool.Query(ctx, `SELECT msg_id FROM messages`)
+	left, _ = pgx.CollectRows(rows, pgx.RowTo[string])
+	if len(left) != 1 || left[0] != "2026-retention-1" {
+		t.Fatalf("messages left: %v, want the one of 20 days ago", left)
 	}
 }

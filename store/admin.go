@@ -94,3 +94,42 @@ func (s *Store) FailingDestinations(ctx context.Context, limit int) ([]FailingDe
 	fs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[FailingDestination])
 	return fs, translate(err, "read failing destinations")
 }
+
+// TableStorage is how much room one table takes, partitions included.
+type TableStorage struct {
+	Table      string
+	Bytes      int64 // with its indexes and TOAST
+	Rows       int64 // PostgreSQL's estimate (as of the last ANALYZE), not a count
+	Partitions int   // 0 for a table that is not partitioned
+}
+
+// Storage is what the admin page shows of the database's size.
+type Storage struct {
+	Tables        []TableStorage
+	OldestMessage *time.Time // nil when the log is empty
+}
+
+// StorageStats reads the sizes of the tables that grow with the bus (the
+// message log, notifications, digests, River's jobs) from the catalog, and
+// the oldest message's time; nothing here counts rows.
+func (s *Store) StorageStats(ctx context.Context) (Storage, error) {
+	var st Storage
+	rows, err := s.Pool.Query(ctx, `
+		SELECT t.name, coalesce(sum(pg_total_relation_size(p.relid)), 0)::bigint,
+			coalesce(sum(greatest(c.reltuples, 0)) FILTER (WHERE p.isleaf), 0)::bigint,
+			(count(*) FILTER (WHERE p.level = 1))::int
+		FROM unnest(ARRAY['messages', 'notifications', 'digests', 'river_job']) WITH ORDINALITY AS t(name, ord)
+		JOIN pg_class r ON r.oid = to_regclass(t.name)
+		JOIN LATERAL (SELECT relid, isleaf, level FROM pg_partition_tree(r.oid) WHERE r.relkind = 'p'
+			UNION ALL SELECT r.oid, true, 0 WHERE r.relkind <> 'p') p ON true
+		JOIN pg_class c ON c.oid = p.relid
+		GROUP BY t.name, t.ord ORDER BY t.ord`)
+	if err != nil {
+		return st, translate(err, "read table sizes")
+	}
+	if st.Tables, err = pgx.CollectRows(rows, pgx.RowToStructByPos[TableStorage]); err != nil {
+		return st, translate(err, "read table sizes")
+	}
+	err = s.Pool.QueryRow(ctx, `SELECT min(received_at) FROM messages`).Scan(&st.OldestMessage)
+	return st, translate(err, "read the oldest message")
+}

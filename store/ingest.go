@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"fmn/rules"
 )
@@ -19,6 +20,14 @@ import (
 // insertMessageBatch inserts rows from parallel arrays in their order.
 // The lists (usernames, packages, groups, containers, modules, flatpaks)
 // travel as one JSON array per row (a text[][] cannot be ragged).
+//
+// The message log is partitioned by day (migration 0011), and a unique
+// index there would have to contain received_at, so msg_id is kept once by
+// a check instead: lockMessageIDs first (its own statement, so that the
+// insert's snapshot sees whatever a concurrent batch holding those locks
+// committed), then only the rows whose msg_id no partition at or after $17
+// holds. $17 is the earliest the batch's messages can have been stored
+// before (see dedupeFloor): partitions older than that are not read.
 const insertMessageBatch = `
 	INSERT INTO messages (msg_id, topic, app, agent, usernames, packages, groups, containers, modules, flatpaks,
 		summary, link, severity, sent_at, endpoint, envelope)
@@ -31,9 +40,41 @@ const insertMessageBatch = `
 		$9::jsonb[], $10::jsonb[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::text[], $16::text[])
 		WITH ORDINALITY AS t(msg_id, topic, app, agent, usernames, packages, groups, containers, modules, flatpaks,
 			summary, link, severity, sent_at, endpoint, envelope, ord)
+	WHERE NOT EXISTS (SELECT 1 FROM messages e WHERE e.msg_id = t.msg_id AND e.received_at >= $17)
 	ORDER BY t.ord
-	ON CONFLICT (msg_id) DO NOTHING
 	RETURNING id, msg_id`
+
+// lockMessageIDs serialises the batches that carry the same msg_ids (a
+// relay and its source read by two fmn processes) until their transactions
+// end. msg_ids fall into 64 buckets, taken in order so that two batches
+// never wait for each other crosswise; a batch holds at most 64 locks,
+// whatever its size ("fmnM" is the first key).
+const lockMessageIDs = `
+	SELECT pg_advisory_xact_lock(1718447693, b)
+	FROM (SELECT DISTINCT hashtext(id) & 63 AS b FROM unnest($1::text[]) AS id ORDER BY b) AS buckets`
+
+// dedupeSlack is how far before its own timestamp a message may have been
+// received: publishers' clocks run a little ahead or behind.
+const dedupeSlack = 24 * time.Hour
+
+// dedupeFloor is the earliest received_at an earlier copy of one of msgs can
+// have. A message carries the time it was sent, the same in every copy (a
+// relay's, a replay's, one re-sent days later), and no copy was received
+// long before it was sent; so partitions older than the oldest sent time
+// less dedupeSlack need not be read. A message without a plausible time
+// (none, or in the future) makes the whole log the floor.
+func dedupeFloor(msgs []NewMessage, now time.Time) pgtype.Timestamptz {
+	var floor time.Time
+	for _, m := range msgs {
+		if m.SentAt == nil || m.SentAt.After(now.Add(5*time.Minute)) {
+			return pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true}
+		}
+		if t := m.SentAt.Add(-dedupeSlack); floor.IsZero() || t.Before(floor) {
+			floor = t
+		}
+	}
+	return pgtype.Timestamptz{Time: floor, Valid: true}
+}
 
 // InsertMessageBatch stores msgs in tx, in their order, idempotently on
 // msg_id (msgs must not repeat a msg_id). The returned slice holds, for
@@ -57,7 +98,11 @@ func InsertMessageBatch(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]in
 		summaries[i], links[i], sevs[i] = md.Summary, md.Link, md.Severity
 		sent[i], eps[i], envs[i] = m.SentAt, m.Endpoint, string(m.Envelope)
 	}
-	rows, err := tx.Query(ctx, insertMessageBatch, ids, topics, apps, agents, users, pkgs, groups, ctrs, mods, flats, summaries, links, sevs, sent, eps, envs)
+	if _, err := tx.Exec(ctx, lockMessageIDs, ids); err != nil {
+		return nil, translate(err, "lock message ids")
+	}
+	rows, err := tx.Query(ctx, insertMessageBatch, ids, topics, apps, agents, users, pkgs, groups, ctrs, mods, flats,
+		summaries, links, sevs, sent, eps, envs, dedupeFloor(msgs, time.Now()))
 	if err != nil {
 		return nil, translate(err, "store messages")
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -120,5 +121,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return fmt.Errorf("apply River migrations: %w", err)
 	}
-	return nil
+	// Every role migrates at start: the message log has its partitions
+	// from then on, whether or not a work process runs the retention job.
+	return (&Store{Pool: pool}).EnsurePartitions(ctx, time.Now())
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -222,6 +223,9 @@ func TestPreviewWindowAndLimit(t *testing.T) {
 	}
 	if p.Count < 300 || len(p.Messages) != 20 || p.Messages[0].ID < p.Messages[19].ID || p.Messages[0].Summary == "" {
 		t.Fatalf("count %d, %d messages", p.Count, len(p.Messages))
+	}
+	if err := st.MakePartitions(ctx, time.Now().AddDate(0, 0, -11), time.Now()); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := st.Pool.Exec(ctx, `UPDATE messages SET received_at = now() - interval '10 days' WHERE msg_id LIKE 'c%'`); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,6 +27,10 @@ type Store struct {
 	// previews run, they never hold a connection ingest, delivery or the
 	// pages need. It opens connections only when a preview runs.
 	Previews *pgxpool.Pool
+
+	// partitionsChecked is when EnsurePartitions next looks (unix
+	// seconds; 0: at once).
+	partitionsChecked atomic.Int64
 }
 
 // PreviewConns is the size of the previews' pool: with the web role's

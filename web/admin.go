@@ -1,8 +1,10 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"fmn/apperr"
 	"fmn/consumer"
@@ -25,6 +27,31 @@ type adminPage struct {
 	Failing      []store.FailingDestination
 	DeadJobs     []store.DeadJob
 	MessageCount int64
+	Storage      []storageRow
+	Oldest       *time.Time
+	Retention    string
+}
+
+// storageRow is one table's line on the admin page.
+type storageRow struct {
+	Table      string
+	Size       string
+	Rows       int64
+	Partitions int
+}
+
+// byteSize writes n bytes as people read them (binary units).
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, u := float64(n)/unit, 0
+	for v >= unit && u < 4 {
+		v /= unit
+		u++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[u])
 }
 
 // adminPage shows the service's health to the users named in FMN_ADMINS;
@@ -53,6 +80,17 @@ func (s *Server) adminPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	if data.MessageCount, err = s.Store.CountMessages(ctx); err != nil {
 		return err
+	}
+	storage, err := s.Store.StorageStats(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range storage.Tables {
+		data.Storage = append(data.Storage, storageRow{Table: t.Table, Size: byteSize(t.Bytes), Rows: t.Rows, Partitions: t.Partitions})
+	}
+	data.Oldest = storage.OldestMessage
+	if s.Retention > 0 {
+		data.Retention = fmt.Sprintf("%d days", int(s.Retention.Hours()/24))
 	}
 	data.Gaps = s.gapCounts()
 	if data.RecentGaps, err = s.Store.RecentBusGaps(ctx, 50); err != nil {

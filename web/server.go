@@ -44,6 +44,9 @@ type Deps struct {
 	// VAPIDPublicKey is served to browsers subscribing to push; empty
 	// when push is not set up in this process.
 	VAPIDPublicKey string
+	// Retention (FMN_RETENTION) is how long the message log is kept, for
+	// the admin page.
+	Retention time.Duration
 	// TrustedProxies (FMN_TRUSTED_PROXIES) are the only peers whose
 	// X-Forwarded-For is believed; see clientIP.
 	TrustedProxies []netip.Prefix

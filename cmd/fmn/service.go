@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 	"golang.org/x/sync/errgroup"
 
+	"fmn"
 	"fmn/config"
 	"fmn/consumer"
 	"fmn/consumer/fedmsg"
@@ -162,8 +163,11 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	dl := delivery.NewDeliverer(st, m, log, jobsCfg.Routes...)
 	mailCh.Deliverer = dl
 	jobsCfg.Deliverer = dl
+	jobsCfg.Register = append(jobsCfg.Register, func(w *river.Workers) {
+		river.AddWorker(w, &store.RetentionWorker{Store: st, Keep: cfg.Retention, Log: log})
+	})
 	if r.work {
-		jobsCfg.Periodic = append(jobsCfg.Periodic, mailCh.Periodic())
+		jobsCfg.Periodic = append(jobsCfg.Periodic, mailCh.Periodic(), retentionJob())
 	}
 	jobsCfg.Log = riverLogger(log)
 	jobs, err := delivery.NewClient(st.Pool, jobsCfg, r.work)
@@ -250,7 +254,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	if r.web {
 		hub := web.NewHub(st, log)
 		bus.Go(func() error { return hub.Run(busCtx) })
-		deps := web.Deps{Store: st, Jobs: jobs, Channels: configured(cfg), Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub,
+		deps := web.Deps{Store: st, Jobs: jobs, Channels: configured(cfg), Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub, Retention: cfg.Retention,
 			TrustedProxies: cfg.TrustedProxies, PushGuard: push.Guard{AllowPrivate: cfg.PushAllowPrivate}, Limits: web.Limits{RulesPerUser: cfg.MaxRulesPerUser,
 				PatternsPerRule: cfg.MaxPatternsPerRule, DestinationsPerUser: cfg.MaxDestinationsPerUser},
 			Auth: web.AuthConfig{
@@ -323,6 +327,17 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	<-workersStopped
 	log.Info("stopped")
 	return nil
+}
+
+// retentionJob keeps the message log within FMN_RETENTION (see
+// store.RetentionWorker), run by River's leader. It goes on the email
+// queue, the one every work process works; a run takes seconds at most.
+func retentionJob() *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(store.RetentionEvery),
+		func() (river.JobArgs, *river.InsertOpts) {
+			return store.RetentionArgs{}, &river.InsertOpts{Queue: string(fmn.KindEmail), MaxAttempts: 3}
+		},
+		&river.PeriodicJobOpts{RunOnStart: true})
 }
 
 // waitAtMost waits for wait to return, at most for d; past that the

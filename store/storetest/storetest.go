@@ -117,7 +117,10 @@ func ensureTemplate(admin string) (string, error) {
 		h.Write([]byte(f))
 		h.Write(b)
 	}
-	name := "fmn_tmpl_" + hex.EncodeToString(h.Sum(nil))[:16]
+	// The day is in the name too: the message log's partitions are made
+	// from the day before the template's to a week after
+	// (store.PartitionsAhead), so a template serves for a day.
+	name := "fmn_tmpl_" + hex.EncodeToString(h.Sum(nil))[:16] + "_" + time.Now().UTC().Format("20060102")
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
@@ -153,6 +156,17 @@ func ensureTemplate(admin string) (string, error) {
 	}
 	if _, err := conn.Exec(ctx, "ALTER DATABASE "+building+" RENAME TO "+name); err != nil {
 		return "", err
+	}
+	// This schema's templates of earlier days (but yesterday's, which a
+	// test process started before midnight may still be copying) go.
+	prefix := name[:len(name)-len("20060102")]
+	yesterday := prefix + time.Now().UTC().AddDate(0, 0, -1).Format("20060102")
+	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND datname NOT IN ($2, $3)", prefix, name, yesterday)
+	if err == nil {
+		old, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, db := range old {
+			conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize())
+		}
 	}
 	return name, nil
 }
