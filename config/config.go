@@ -157,7 +157,8 @@ type Config struct {
 	DistgitRefresh  time.Duration // FMN_DISTGIT_REFRESH: how often everything followed is read again
 
 	// Operations (issue 14).
-	Retention time.Duration // FMN_RETENTION: how long the message log and the history are kept
+	Retention     time.Duration // FMN_RETENTION: how long the message log and the history are kept
+	MetricsListen string        // FMN_METRICS_LISTEN: /metrics, /healthz, /readyz on their own address; empty = none
 }
 
 // DefaultRetention keeps three months of the message log and of every
@@ -266,7 +267,7 @@ var known = map[string]bool{
 	"FMN_TRUSTED_PROXIES": true, "FMN_MAX_RULES_PER_USER": true, "FMN_MAX_PATTERNS_PER_RULE": true,
 	"FMN_MAX_DESTINATIONS_PER_USER": true, "FMN_PUSH_ALLOW_PRIVATE": true,
 	"FMN_OIDC_GROUPS_CLAIM": true, "FMN_OIDC_SCOPES": true, "FMN_DISTGIT_URL": true, "FMN_DISTGIT_REFRESH": true,
-	"FMN_RETENTION": true,
+	"FMN_RETENTION": true, "FMN_METRICS_LISTEN": true,
 	// Read by the test helpers only; accepted so a developer's shell does not
 	// make the service refuse to start.
 	"FMN_TEST_DATABASE_URL": true, "FMN_FAULTS": true, "FMN_DENDRITE": true, "FMN_ARTIFACTS": true,
@@ -383,6 +384,11 @@ func parse(vals map[string]string) (Config, error) {
 	}
 	if c.Retention, err = parseRetention(get("FMN_RETENTION", "90d")); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MetricsListen = get("FMN_METRICS_LISTEN", ""); c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("FMN_METRICS_LISTEN: %q is not host:port", c.MetricsListen))
+		}
 	}
 	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {

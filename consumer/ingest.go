@@ -60,6 +60,11 @@ func (in *Ingester) setRetrying(err error) {
 	in.retryMu.Lock()
 	in.retrying = err
 	in.retryMu.Unlock()
+	if err != nil {
+		in.Metrics.IngestRetrying.Set(1)
+	} else {
+		in.Metrics.IngestRetrying.Set(0)
+	}
 }
 
 // maxBatch bounds one transaction: big enough to amortise the commit under a

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"fmn/consumer"
 	"fmn/pgcluster"
 	"fmn/store/storetest"
 )
@@ -243,5 +245,64 @@ func TestRetentionJobInService(t *testing.T) {
 	left, _ = pgx.CollectRows(rows, pgx.RowTo[string])
 	if len(left) != 1 || left[0] != "2026-retention-1" {
 		t.Fatalf("messages left: %v, want the one of 20 days ago", left)
+	}
+}
+
+// TestConsumeRoleServesMetrics: `fmn consume` (no web UI) serves /metrics,
+// /healthz and /readyz on FMN_METRICS_LISTEN, so the split deployment's
+// consumer can be watched: its bus counters, the ingester's state and the
+// job table.
+func TestConsumeRoleServesMetrics(t *testing.T) {
+	t.Parallel()
+	pub, err := consumer.NewPublisher(context.Background(), fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(fmnBin, "consume")
+	cmd.Env = append(os.Environ(), "FMN_DATABASE_URL="+storetest.URL(t), "FMN_DATA_DIR="+t.TempDir(),
+		"FMN_BUS_ENDPOINTS="+pub.Addr(), fmt.Sprintf("FMN_METRICS_LISTEN=127.0.0.1:%d", port))
+	var log syncBuffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		if err := <-done; err != nil {
+			t.Errorf("fmn consume: %v\n%s", err, log.String())
+		}
+	}()
+	eventually(t, 30*time.Second, "fmn consume ready on FMN_METRICS_LISTEN", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		var r readyState
+		json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		return resp.StatusCode == 200 && r.Status == "ready"
+	})
+	if !pub.WaitSubscribers(context.Background(), 10*time.Second) {
+		t.Fatal("fmn consume never subscribed")
+	}
+	if err := pub.Publish(map[string]any{"topic": "org.fedoraproject.prod.test.ops", "msg": map[string]any{}, "msg_id": "2026-ops"}, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the message counted", func() bool { return metric(t, base, "fmn_bus_messages_stored_total") == 1 })
+	if metric(t, base, "fmn_jobs_scrape_ok") != 1 || metric(t, base, "fmn_bus_ingest_retrying") != 0 {
+		t.Fatalf("job table or ingester state missing from /metrics")
+	}
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("the metrics address serves more than health and metrics: GET / = %d", resp.StatusCode)
 	}
 }

@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"regexp"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -28,6 +29,12 @@ type Metrics struct {
 	Matched  prometheus.Counter
 	Sent     *prometheus.CounterVec // channel
 	Failures *prometheus.CounterVec // channel
+
+	// IngestRetrying is 1 while the ingester backs off after a failed
+	// store (the database down or refusing): nothing read is stored then.
+	IngestRetrying prometheus.Gauge
+
+	all []prometheus.Collector // everything registered, for Names
 }
 
 // New creates and registers the collectors, with the Go runtime's own.
@@ -71,9 +78,12 @@ func New() *Metrics {
 		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fmn_delivery_failures_total", Help: "Failed delivery attempts, per channel.",
 		}, []string{"channel"}),
+		IngestRetrying: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fmn_bus_ingest_retrying", Help: "1 while the bus ingester backs off after a failed store.",
+		}),
 	}
-	r.MustRegister(m.BusReceived, m.BusStored, m.BusDuplicate, m.BusDropped, m.BusGaps, m.BusReplayed, m.BusMissed, m.BusConnected,
-		m.BusLastSeen, m.Matched, m.Sent, m.Failures,
+	m.register(m.BusReceived, m.BusStored, m.BusDuplicate, m.BusDropped, m.BusGaps, m.BusReplayed, m.BusMissed, m.BusConnected,
+		m.BusLastSeen, m.Matched, m.Sent, m.Failures, m.IngestRetrying,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, ch := range []string{"email", "irc", "push"} {
 		m.Sent.WithLabelValues(ch)
@@ -81,6 +91,34 @@ func New() *Metrics {
 	}
 	return m
 }
+
+func (m *Metrics) register(cs ...prometheus.Collector) {
+	m.Registry.MustRegister(cs...)
+	m.all = append(m.all, cs...)
+}
+
+// Names lists the name of every metric this registry can export, whether
+// or not it has a value yet (a vector with no labels seen exports none):
+// what alert rules may refer to.
+func (m *Metrics) Names() []string {
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		for _, c := range m.all {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	var names []string
+	for d := range ch {
+		// Desc has no getter for its name; its String form carries it.
+		if mm := fqName.FindStringSubmatch(d.String()); mm != nil {
+			names = append(names, mm[1])
+		}
+	}
+	return names
+}
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
 // Handler serves the registry in Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

@@ -133,3 +133,38 @@ func (s *Store) StorageStats(ctx context.Context) (Storage, error) {
 	err = s.Pool.QueryRow(ctx, `SELECT min(received_at) FROM messages`).Scan(&st.OldestMessage)
 	return st, translate(err, "read the oldest message")
 }
+
+// JobStat is how many of one queue's jobs are in one state, and for how
+// long the oldest has been in it.
+type JobStat struct {
+	Queue  string
+	State  string
+	Count  int64
+	Oldest time.Duration
+}
+
+// JobStats reads River's job table for the metrics: per queue and state
+// (completed jobs aside), the count and the age of the oldest, counted for
+// an available job from when it was due, for a running one from when it
+// started, for the others from when they were made.
+func (s *Store) JobStats(ctx context.Context) ([]JobStat, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT queue, state::text, count(*),
+			coalesce(extract(epoch FROM now() - min(CASE state
+				WHEN 'available' THEN scheduled_at
+				WHEN 'running' THEN attempted_at
+				WHEN 'retryable' THEN created_at
+				ELSE coalesce(finalized_at, created_at) END)), 0)::float8
+		FROM river_job WHERE state <> 'completed' GROUP BY queue, state ORDER BY queue, state`)
+	if err != nil {
+		return nil, translate(err, "read job stats")
+	}
+	var out []JobStat
+	var j JobStat
+	var secs float64
+	_, err = pgx.ForEachRow(rows, []any{&j.Queue, &j.State, &j.Count, &secs}, func() error {
+		j.Oldest = time.Duration(max(secs, 0) * float64(time.Second))
+		out = append(out, j)
+		return nil
+	})
+	return out, translate(err, "read job stats")
+}

@@ -136,7 +136,7 @@ func (s *Server) Handler() http.Handler {
 	cop.AddInsecureBypassPattern("POST /unsubscribe/{token}") // signed token, RFC 8058 POSTs from mail providers
 	r.Use(cop.Handler)
 
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	r.Get("/healthz", healthz)
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", s.Metrics.Handler())
 
@@ -195,6 +195,21 @@ func (s *Server) Handler() http.Handler {
 		})).ServeHTTP(w, r)
 	})
 	return r
+}
+
+// OpsHandler serves only the process's health and metrics (/healthz,
+// /readyz, /metrics): what FMN_METRICS_LISTEN gives the roles without the
+// web UI, so that a consumer or a worker can be watched and probed too.
+func (s *Server) OpsHandler() http.Handler {
+	r := chi.NewRouter()
+	r.Get("/healthz", healthz)
+	r.Get("/readyz", s.readyz)
+	r.Handle("/metrics", s.Metrics.Handler())
+	return r
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // securityHeaders sets a strict policy: pages load nothing from elsewhere

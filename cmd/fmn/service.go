@@ -122,6 +122,15 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		}
 		defer ln.Close()
 	}
+	// FMN_METRICS_LISTEN: /metrics, /healthz and /readyz on an address of
+	// their own, for the roles without the web UI (fmn consume, fmn work).
+	var opsLn net.Listener
+	if cfg.MetricsListen != "" {
+		if opsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return fmt.Errorf("listen on %s (FMN_METRICS_LISTEN): %w", cfg.MetricsListen, err)
+		}
+		defer opsLn.Close()
+	}
 
 	st, closeDB, err := openMigrated(ctx, cfg, log)
 	if err != nil {
@@ -133,6 +142,14 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	defer waitAtMost(closeGrace, func() error { closeDB(); return nil }, "closing the database", log)
 
 	m := metrics.New()
+	m.WatchJobs(func(ctx context.Context) ([]metrics.JobStat, error) {
+		ss, err := st.JobStats(ctx)
+		out := make([]metrics.JobStat, len(ss))
+		for i, s := range ss {
+			out[i] = metrics.JobStat(s)
+		}
+		return out, err
+	})
 	var mailer email.Mailer = email.FolderMailer{Dir: filepath.Join(cfg.DataDir, "mail")}
 	if cfg.SMTPURL != "" {
 		sm, err := email.NewSMTPMailer(cfg.SMTPURL, 0)
@@ -249,28 +266,29 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		}
 	}
 
-	var srv *http.Server
-	httpErr := make(chan error, 1)
+	deps := web.Deps{Store: st, Jobs: jobs, Channels: configured(cfg), Metrics: m, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub, Retention: cfg.Retention,
+		TrustedProxies: cfg.TrustedProxies, PushGuard: push.Guard{AllowPrivate: cfg.PushAllowPrivate}, Limits: web.Limits{RulesPerUser: cfg.MaxRulesPerUser,
+			PatternsPerRule: cfg.MaxPatternsPerRule, DestinationsPerUser: cfg.MaxDestinationsPerUser},
+		Auth: web.AuthConfig{
+			OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,
+			OIDCUsernameClaim: cfg.OIDCUsernameClaim, OIDCGroupsClaim: cfg.OIDCGroupsClaim, OIDCScopes: cfg.OIDCScopes,
+			Admins: cfg.Admins}}
+	if sub != nil {
+		deps.Endpoints = func() []consumer.EndpointStatus {
+			eps := sub.Status()
+			if amqpSrc != nil {
+				eps = append(eps, amqpSrc.Status()...)
+			}
+			return eps
+		}
+		deps.Ingesting = ing.Retrying
+	}
+	var srv, opsSrv *http.Server
+	httpErr := make(chan error, 2)
 	if r.web {
 		hub := web.NewHub(st, log)
 		bus.Go(func() error { return hub.Run(busCtx) })
-		deps := web.Deps{Store: st, Jobs: jobs, Channels: configured(cfg), Metrics: m, Hub: hub, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub, Retention: cfg.Retention,
-			TrustedProxies: cfg.TrustedProxies, PushGuard: push.Guard{AllowPrivate: cfg.PushAllowPrivate}, Limits: web.Limits{RulesPerUser: cfg.MaxRulesPerUser,
-				PatternsPerRule: cfg.MaxPatternsPerRule, DestinationsPerUser: cfg.MaxDestinationsPerUser},
-			Auth: web.AuthConfig{
-				OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,
-				OIDCUsernameClaim: cfg.OIDCUsernameClaim, OIDCGroupsClaim: cfg.OIDCGroupsClaim, OIDCScopes: cfg.OIDCScopes,
-				Admins: cfg.Admins}}
-		if sub != nil {
-			deps.Endpoints = func() []consumer.EndpointStatus {
-				eps := sub.Status()
-				if amqpSrc != nil {
-					eps = append(eps, amqpSrc.Status()...)
-				}
-				return eps
-			}
-			deps.Ingesting = ing.Retrying
-		}
+		deps.Hub = hub
 		ws, err := web.New(deps)
 		if err != nil {
 			return err
@@ -279,6 +297,15 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		srv.RegisterOnShutdown(ws.Close)
 		go func() { httpErr <- srv.Serve(ln) }()
 		log.Info("web UI listening", "url", "http://"+ln.Addr().String())
+	}
+	if opsLn != nil {
+		ws, err := web.New(deps)
+		if err != nil {
+			return err
+		}
+		opsSrv = &http.Server{Handler: ws.OpsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { httpErr <- opsSrv.Serve(opsLn) }()
+		log.Info("health and metrics listening", "url", "http://"+opsLn.Addr().String())
 	}
 
 	select {
@@ -317,10 +344,13 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	}
 	stopAfter()
 	cancel()
-	if srv != nil {
+	for _, h := range []*http.Server{srv, opsSrv} {
+		if h == nil {
+			continue
+		}
 		sctx, cancel := within(httpGrace)
-		if srv.Shutdown(sctx) != nil {
-			_ = srv.Close()
+		if h.Shutdown(sctx) != nil {
+			_ = h.Close()
 		}
 		cancel()
 	}
