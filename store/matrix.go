@@ -79,3 +79,12 @@ func (s *Store) SaveMatrixNextBatch(ctx context.Context, homeserver, userID, nex
 		ON CONFLICT (homeserver) DO UPDATE SET next_batch = excluded.next_batch, updated_at = now()`, homeserver, userID, next)
 	return translate(err, "store Matrix sync position")
 }
+
+// Landed records as sent a notification whose message was seen where it
+// was sent, if its send is still unrecorded ('sending', or 'failed' after
+// a send whose answer was lost).
+func (s *Store) Landed(ctx context.Context, notificationID int64) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE notifications SET status = 'sent', sent_at = coalesce(sent_at, now()), error = NULL
+		WHERE id = $1 AND status IN ('sending', 'failed')`, notificationID)
+	return translate(err, "record a message seen sent")
+}

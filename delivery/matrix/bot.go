@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"fmn"
@@ -130,8 +131,32 @@ func (b *Bot) handle(ctx context.Context, r syncResponse) {
 				_ = b.Client.Leave(ctx, room)
 			case e.Type == "m.room.message" && e.Sender != b.UserID && e.Content.MsgType == "m.text":
 				b.answer(ctx, room, e)
+			case e.Type == "m.room.message" && e.Sender == b.UserID:
+				b.landed(ctx, e)
 			}
 		}
+	}
+}
+
+// landed records as sent a notification whose message the homeserver
+// shows in its room. A homeserver recognises a repeated transaction id
+// only once it answered the first send: when fmn was killed while the
+// homeserver was taking a message, the message may be in the room with
+// nothing remembered of its transaction id, and a resend would show it
+// twice (measured with Dendrite). The sync loop sees the bot's own
+// messages with their transaction ids, and so tells the retry, which
+// comes a rescue later (75 s), that there is nothing left to send.
+func (b *Bot) landed(ctx context.Context, e event) {
+	rest, ok := strings.CutPrefix(e.Unsigned.TransactionID, "fmn.n.")
+	if !ok {
+		return
+	}
+	id, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil {
+		return
+	}
+	if err := b.Store.Landed(ctx, id); err != nil {
+		b.Log.Warn("record a Matrix message seen in its room", "notification_id", id, "err", err)
 	}
 }
 

@@ -161,7 +161,12 @@ type event struct {
 	Sender   string  `json:"sender"`
 	EventID  string  `json:"event_id"`
 	StateKey *string `json:"state_key"`
-	Content  struct {
+	Unsigned struct {
+		// TransactionID is shown to the sending device only: the bot's own
+		// sends, by the transaction id it gave them.
+		TransactionID string `json:"transaction_id"`
+	} `json:"unsigned"`
+	Content struct {
 		Body       string `json:"body"`
 		MsgType    string `json:"msgtype"`
 		Membership string `json:"membership"`

@@ -266,7 +266,9 @@ type Event struct {
 // rooms.
 func (u *User) Sync(t testing.TB, timeout time.Duration) []Event {
 	t.Helper()
-	q := url.Values{"timeout": {fmt.Sprint(timeout.Milliseconds())}}
+	// A large timeline limit: a test counts every message, and a
+	// limited timeline would skip some.
+	q := url.Values{"timeout": {fmt.Sprint(timeout.Milliseconds())}, "filter": {`{"room":{"timeline":{"limit":1000}}}`}}
 	if u.since != "" {
 		q.Set("since", u.since)
 	}
