@@ -149,6 +149,7 @@ type Config struct {
 	MaxPatternsPerRule     int            // FMN_MAX_PATTERNS_PER_RULE: entries of all a rule's lists together
 	MaxDestinationsPerUser int            // FMN_MAX_DESTINATIONS_PER_USER
 	PushAllowPrivate       bool           // FMN_PUSH_ALLOW_PRIVATE: push endpoints may be http, any port, loopback and private addresses
+	SMTPTLS                string         // FMN_SMTP_TLS: required, opportunistic or none (smtp:// only)
 
 	// Ownership ("my packages") and group membership.
 	OIDCGroupsClaim string        // FMN_OIDC_GROUPS_CLAIM: the claim listing the user's groups
@@ -265,7 +266,7 @@ var known = map[string]bool{
 	"FMN_ADMINS": true, "FMN_LOG_LEVEL": true,
 	"FMN_OIDC_ISSUER": true, "FMN_OIDC_CLIENT_ID": true, "FMN_OIDC_CLIENT_SECRET": true, "FMN_OIDC_USERNAME_CLAIM": true,
 	"FMN_TRUSTED_PROXIES": true, "FMN_MAX_RULES_PER_USER": true, "FMN_MAX_PATTERNS_PER_RULE": true,
-	"FMN_MAX_DESTINATIONS_PER_USER": true, "FMN_PUSH_ALLOW_PRIVATE": true,
+	"FMN_MAX_DESTINATIONS_PER_USER": true, "FMN_PUSH_ALLOW_PRIVATE": true, "FMN_SMTP_TLS": true,
 	"FMN_OIDC_GROUPS_CLAIM": true, "FMN_OIDC_SCOPES": true, "FMN_DISTGIT_URL": true, "FMN_DISTGIT_REFRESH": true,
 	"FMN_RETENTION": true, "FMN_METRICS_LISTEN": true,
 	// Read by the test helpers only; accepted so a developer's shell does not
@@ -554,7 +555,7 @@ func (c Config) LogValues() []any {
 		smtp = Redacted(c.SMTPURL)
 	}
 	return []any{"database", db, "listen", c.Listen, "base_url", c.BaseURL,
-		"bus_endpoints", c.BusEndpoints, "amqp", Redacted(c.AMQPURL), "smtp", smtp, "irc", Redacted(c.IRCURL), "matrix", c.MatrixURL, "demo", c.Demo}
+		"bus_endpoints", c.BusEndpoints, "amqp", Redacted(c.AMQPURL), "smtp", smtp, "smtp_tls", c.SMTPTLS, "irc", Redacted(c.IRCURL), "matrix", c.MatrixURL, "demo", c.Demo}
 }
 
 // ircNickRE is RFC 2812's nick syntax, up to 30 characters.

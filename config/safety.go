@@ -46,7 +46,28 @@ func (c *Config) parseSafety(get func(k, def string) string) []error {
 		}
 		*l.dst = n
 	}
+	// STARTTLS on smtp:// is required by default: a network attacker can
+	// strip the server's offer, and opportunistic TLS would then send the
+	// mail (and the password) in clear. A relay on loopback has nobody in
+	// between, so there it is opportunistic.
+	c.SMTPTLS = get("FMN_SMTP_TLS", "")
+	if c.SMTPTLS == "" {
+		c.SMTPTLS = "required"
+		if u, err := url.Parse(c.SMTPURL); err == nil && loopbackHost(u.Hostname()) {
+			c.SMTPTLS = "opportunistic"
+		}
+	}
+	switch c.SMTPTLS {
+	case "required", "opportunistic", "none":
+	default:
+		errs = append(errs, fmt.Errorf("FMN_SMTP_TLS: %q: want required, opportunistic or none", c.SMTPTLS))
+	}
 	return errs
+}
+
+func loopbackHost(h string) bool {
+	a, err := netip.ParseAddr(strings.Trim(h, "[]"))
+	return h == "localhost" || err == nil && a.Unmap().IsLoopback()
 }
 
 // parsePrefix reads a CIDR, or a bare address as a one-address prefix.

@@ -81,3 +81,24 @@ func TestLimitSettings(t *testing.T) {
 		t.Fatalf("bad limits: %v", err)
 	}
 }
+
+func TestSMTPTLSSetting(t *testing.T) {
+	t.Parallel()
+	for env, want := range map[string]string{
+		"FMN_SMTP_URL=smtp://mail.example.org:587": "required",
+		"FMN_SMTP_URL=smtp://127.0.0.1:2525":       "opportunistic",
+		"FMN_SMTP_URL=smtp://[::1]:25":             "opportunistic",
+	} {
+		c, err := Load("", []string{env})
+		if err != nil || c.SMTPTLS != want {
+			t.Errorf("%s: %q %v, want %s", env, c.SMTPTLS, err, want)
+		}
+	}
+	c, err := Load("", []string{"FMN_SMTP_URL=smtp://mail.example.org", "FMN_SMTP_TLS=none"})
+	if err != nil || c.SMTPTLS != "none" {
+		t.Errorf("explicit none: %q %v", c.SMTPTLS, err)
+	}
+	if _, err := Load("", []string{"FMN_SMTP_TLS=maybe"}); err == nil || !strings.Contains(err.Error(), "FMN_SMTP_TLS") {
+		t.Errorf("bad mode: %v", err)
+	}
+}

@@ -152,7 +152,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	})
 	var mailer email.Mailer = email.FolderMailer{Dir: filepath.Join(cfg.DataDir, "mail")}
 	if cfg.SMTPURL != "" {
-		sm, err := email.NewSMTPMailer(cfg.SMTPURL, 0)
+		sm, err := email.NewSMTPMailerTLS(cfg.SMTPURL, cfg.SMTPTLS, 0)
 		if err != nil {
 			return err
 		}

@@ -467,3 +467,44 @@ func TestSMTPTLSAndAuth(t *testing.T) {
 		t.Error("http:// accepted as an SMTP URL")
 	}
 }
+
+// TestFinding11SMTPStartTLSStripped: with FMN_SMTP_TLS=required (the
+// default off loopback) a server that does not offer STARTTLS, as when a
+// network attacker strips it, gets no mail in clear: the send fails.
+// Before, smtp:// fell back to plain text.
+func TestFinding11SMTPStartTLSStripped(t *testing.T) {
+	t.Parallel()
+	stripped := smtptest.Start(t) // offers no STARTTLS
+	mailer, err := NewSMTPMailerTLS(stripped.URL(), TLSRequired, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mailer.Close()
+	if err := mailer.Send(t.Context(), testMsg(0), nil); err == nil || len(stripped.Messages()) != 0 {
+		t.Fatalf("TLS required, STARTTLS stripped: err %v, %d mails in clear", err, len(stripped.Messages()))
+	}
+	// Opportunistic (the default on loopback) and none still send.
+	for _, mode := range []string{TLSOpportunistic, TLSNone} {
+		m, err := NewSMTPMailerTLS(stripped.URL(), mode, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Send(t.Context(), testMsg(1), nil); err != nil {
+			t.Errorf("%s: %v", mode, err)
+		}
+		m.Close()
+	}
+	// Required with a server offering STARTTLS works.
+	tlsSrv := smtptest.StartTLS(t, false)
+	m, err := NewSMTPMailerTLS(tlsSrv.URL(), TLSRequired, 1, gomail.WithTLSConfig(&tls.Config{RootCAs: tlsSrv.RootCAs, ServerName: "127.0.0.1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Send(t.Context(), testMsg(2), nil); err != nil || len(tlsSrv.Messages()) != 1 {
+		t.Errorf("required with STARTTLS: %v, %d mails", err, len(tlsSrv.Messages()))
+	}
+	if TLSMode("smtp://mail.example.org:587") != TLSRequired || TLSMode("smtp://127.0.0.1:2525") != TLSOpportunistic {
+		t.Error("default TLS modes")
+	}
+}

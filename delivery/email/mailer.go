@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmn/delivery"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -50,16 +51,58 @@ const (
 	smtpIdleTTL      = 30 * time.Second
 )
 
+// TLS modes of smtp:// (FMN_SMTP_TLS). smtps:// is TLS from the first byte
+// whatever the mode.
+const (
+	// TLSRequired: STARTTLS or nothing. A network attacker who strips the
+	// server's STARTTLS offer gets no mail (and no password) in clear: the
+	// send fails and is retried.
+	TLSRequired = "required"
+	// TLSOpportunistic: STARTTLS when offered, plain text otherwise (the
+	// default for a relay on loopback, where nobody sits in between).
+	TLSOpportunistic = "opportunistic"
+	// TLSNone: never STARTTLS (a local relay without TLS at all).
+	TLSNone = "none"
+)
+
+// TLSMode is the default FMN_SMTP_TLS for an SMTP URL: required, unless
+// the server is on loopback.
+func TLSMode(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return TLSRequired
+	}
+	h := u.Hostname()
+	if ip := net.ParseIP(h); h == "localhost" || ip != nil && ip.IsLoopback() {
+		return TLSOpportunistic
+	}
+	return TLSRequired
+}
+
 // NewSMTPMailer parses an smtp:// or smtps:// URL: smtps is TLS from the
-// first byte (port 465 by default); smtp uses STARTTLS when the server offers
-// it (port 587 by default, 25 if given). User and password in the URL turn on
+// first byte (port 465 by default); smtp uses STARTTLS as tlsMode says
+// (TLSRequired, TLSOpportunistic or TLSNone; "" is TLSMode(raw)) (port 587
+// by default, 25 if given). User and password in the URL turn on
 // authentication (go-mail picks the mechanism, and sends a password in
 // clear only over TLS). maxConns bounds the pool (0 = DefaultSMTPConns);
 // extra options go to go-mail (tests pass the CA of their server).
 func NewSMTPMailer(raw string, maxConns int, extra ...mail.Option) (*SMTPMailer, error) {
+	return NewSMTPMailerTLS(raw, "", maxConns, extra...)
+}
+
+// NewSMTPMailerTLS is NewSMTPMailer with FMN_SMTP_TLS's mode.
+func NewSMTPMailerTLS(raw, tlsMode string, maxConns int, extra ...mail.Option) (*SMTPMailer, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("parse SMTP URL: %w", err)
+	}
+	if tlsMode == "" {
+		tlsMode = TLSMode(raw)
+	}
+	policy := map[string]mail.TLSPolicy{TLSRequired: mail.TLSMandatory, TLSOpportunistic: mail.TLSOpportunistic, TLSNone: mail.NoTLS}
+	tlsPolicy, ok := policy[tlsMode]
+	if !ok {
+		return nil, fmt.Errorf("SMTP TLS mode %q: want required, opportunistic or none", tlsMode)
 	}
 	opts := []mail.Option{mail.WithTimeout(30 * time.Second)}
 	port := 587
@@ -68,7 +111,7 @@ func NewSMTPMailer(raw string, maxConns int, extra ...mail.Option) (*SMTPMailer,
 		port = 465
 		opts = append(opts, mail.WithSSL())
 	case "smtp":
-		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
+		opts = append(opts, mail.WithTLSPolicy(tlsPolicy))
 	default:
 		return nil, fmt.Errorf("SMTP URL: scheme must be smtp or smtps, not %q", u.Scheme)
 	}
