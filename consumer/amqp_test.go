@@ -104,25 +104,6 @@ func countMessages(t *testing.T, st *store.Store) int64 {
 	return n
 }
 
-// followUser gives user a confirmed address and a rule following them.
-func followUser(t *testing.T, st *store.Store, user string) {
-	t.Helper()
-	ctx := context.Background()
-	u, err := st.EnsureUser(ctx, user, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dest int64
-	if err := st.Pool.QueryRow(ctx, `INSERT INTO destinations (user_id, kind, address, confirmed_at)
-		VALUES ($1, 'email', $2, now()) RETURNING id`, u.ID, user+"@example.org").Scan(&dest); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.SaveRule(ctx, rules.Rule{UserID: u.ID, Name: "mine", Enabled: true,
-		Track: rules.Track{Mine: true}, Destinations: []int64{dest}}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // publishN publishes n messages, every third naming alice in its headers;
 // it returns their message ids.
 func publishN(t *testing.T, p *AMQPPublisher, n int, tag string) []string {
@@ -158,7 +139,7 @@ func TestAMQPStoredOnceAndAcked(t *testing.T) {
 			t.Parallel()
 			sc := node.Scope(t)
 			st := storetest.New(t)
-			followUser(t, st, "alice")
+			storetest.Follower(t, st, "alice", rules.Track{Mine: true})
 			p := newPub(t, node, sc)
 			const n = 300
 			ids := publishN(t, p, n, "stored")
@@ -358,7 +339,7 @@ func TestAMQPReconnects(t *testing.T) {
 	node := amqptest.Shared(t)
 	sc := node.Scope(t)
 	st := storetest.New(t)
-	followUser(t, st, "alice")
+	storetest.Follower(t, st, "alice", rules.Track{Mine: true})
 	p := newPub(t, node, sc)
 	const n = 3000
 	publishN(t, p, n, "reconnect")

@@ -17,6 +17,10 @@ import (
 // queue, written) everything published. It backs `fmn publish -amqp`, the
 // tests and the benchmarks.
 type AMQPPublisher struct {
+	// Severity, when set, is the severity of every message PublishEnvelope
+	// sends, instead of the one the metadata tables derive.
+	Severity string
+
 	conn     *amqp.Connection
 	ch       *amqp.Channel
 	exchange string
@@ -87,6 +91,9 @@ func (p *AMQPPublisher) PublishEnvelope(ctx context.Context, env map[string]any)
 	}
 	md := meta.Extract(topic, body, username)
 	md.Severity = fmSeverityWord(md.Severity)
+	if p.Severity != "" {
+		md.Severity = p.Severity
+	}
 	return p.Publish(ctx, topic, "", body, md)
 }
 

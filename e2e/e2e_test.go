@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"fmn/consumer"
+	"fmn/consumer/amqptest"
 	"fmn/delivery/email/smtptest"
 	"fmn/rules"
 	"fmn/store/storetest"
@@ -27,6 +28,8 @@ import (
 var fmnBin string
 
 func TestMain(m *testing.M) {
+	// The RabbitMQ node the AMQP tests share starts while fmn builds.
+	amqptest.StartShared(amqptest.Options{})
 	dir, err := os.MkdirTemp("", "fmn-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -40,6 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	amqptest.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

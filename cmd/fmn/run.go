@@ -21,7 +21,9 @@ Usage:
   fmn web     [-config FILE]   serve the web UI and the REST API
   fmn migrate [-config FILE]   apply database migrations
   fmn publish -endpoint E (-topic T -msg JSON | -corpus DIR [-rate N]) [-connect]
+  fmn publish -amqp URL [-exchange X] (-topic T -msg JSON | -corpus DIR [-rate N]) [-severity S]
   fmn tail    -endpoint E [-topic PREFIX]
+  fmn tail    -amqp URL [-exchange X] [-bind KEY]...
   fmn inspect                  envelopes on stdin → what the rules see, one JSON a line
   fmn verify  -ca F [-crl F] [-routing-policy F] [-nitpicky]
   fmn token create -user NAME [-email ADDR]

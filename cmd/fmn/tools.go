@@ -91,8 +91,13 @@ func (e env) publish(ctx context.Context, args []string) error {
 	replay := fs.String("replay", "", "serve fedmsg replay queries on this REP endpoint (numbers messages with seq_id)")
 	replayKeep := fs.Int("replay-keep", 100000, "how many recent messages the replay endpoint keeps")
 	stdin := fs.Bool("stdin", false, "publish envelopes read from stdin, one JSON a line, as they come (a line #wait waits up to -wait for a subscriber); exit at end of input")
+	amqpF := addAMQPFlags(fs)
+	severity := fs.String("severity", "", "with -amqp: debug, info, warning or error for every message (default: what the metadata tables derive, else info)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *amqpF.url != "" && (*stdin || *signCert != "" || *replay != "" || *connect) {
+		return errors.New("publish: -amqp publishes -topic/-msg or -corpus; -stdin, -sign, -replay and -connect are ZeroMQ's")
 	}
 	if (*signCert == "") != (*signKey == "") {
 		return errors.New("publish: -sign CERT and -key KEY go together")
@@ -117,6 +122,9 @@ func (e env) publish(ctx context.Context, args []string) error {
 		envs = []map[string]any{{"topic": *topic, "msg": body["msg"]}}
 	default:
 		return errors.New("publish: -topic (with -msg) or -corpus is required")
+	}
+	if *amqpF.url != "" {
+		return e.publishAMQP(ctx, amqpF, envs, *rate, *severity)
 	}
 	var signer *consumer.Signer
 	if *signCert != "" {
@@ -218,8 +226,17 @@ func (e env) tail(ctx context.Context, args []string) error {
 	crl := fs.String("crl", "", "certificate revocation list (PEM), for -validate")
 	policy := fs.String("routing-policy", "", "routing policy JSON, for -validate")
 	nitpicky := fs.Bool("nitpicky", false, "with -validate: refuse topics the routing policy does not list")
+	amqpF := addAMQPFlags(fs)
+	var binds keyList
+	fs.Var(&binds, "bind", "with -amqp: a routing key to bind the private queue with (repeatable; default #, everything)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *amqpF.url != "" {
+		if *validate || *prefix != "" {
+			return errors.New("tail: -validate and -topic are ZeroMQ's; with -amqp use -bind and -glob")
+		}
+		return e.tailAMQP(ctx, amqpF, binds, *glob)
 	}
 	var v *fedmsg.Verifier
 	if *validate {

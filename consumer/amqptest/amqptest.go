@@ -449,18 +449,15 @@ var shared struct {
 // node after, and returns the exit code: func TestMain(m *testing.M) {
 // os.Exit(amqptest.Main(m, amqptest.Options{})) }.
 func Main(m *testing.M, opts Options) int {
-	startShared(opts)
+	StartShared(opts)
 	code := m.Run()
-	<-shared.ready
-	if shared.node != nil {
-		if err := shared.node.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "amqptest:", err)
-		}
-	}
+	StopShared()
 	return code
 }
 
-func startShared(opts Options) {
+// StartShared starts the shared node in the background, for a TestMain
+// with other work to do meanwhile (Main does it for one without).
+func StartShared(opts Options) {
 	shared.once.Do(func() {
 		shared.opts, shared.ready = opts, make(chan struct{})
 		go func() {
@@ -470,11 +467,24 @@ func startShared(opts Options) {
 	})
 }
 
+// StopShared stops the shared node, if one was started.
+func StopShared() {
+	if shared.ready == nil {
+		return
+	}
+	<-shared.ready
+	if shared.node != nil {
+		if err := shared.node.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "amqptest:", err)
+		}
+	}
+}
+
 // Shared returns the test binary's shared node, waiting for it to start
 // (and starting it if Main did not).
 func Shared(t testing.TB) *Node {
 	t.Helper()
-	startShared(Options{})
+	StartShared(Options{})
 	<-shared.ready
 	if shared.err != nil {
 		t.Fatalf("shared RabbitMQ node: %v", shared.err)
@@ -502,7 +512,8 @@ func (n *Node) Scope(t testing.TB) Scope {
 	id := fmt.Sprintf("%s-%d-%d", strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()), os.Getpid(), scopeCount.Add(1))
 	s := Scope{Exchange: "ex-" + id, Queue: "q-" + id}
 	err := n.WithChannel(func(ch *amqp.Channel) error {
-		return ch.ExchangeDeclare(s.Exchange, "topic", false, false, false, false, nil)
+		// Durable, like amq.topic: it survives a restarted node.
+		return ch.ExchangeDeclare(s.Exchange, "topic", true, false, false, false, nil)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 
 	"fmn"
 	"fmn/migrations"
+	"fmn/rules"
 	"fmn/store"
 )
 
@@ -194,4 +195,21 @@ func ConfirmedDestination(t testing.TB, st *store.Store, userID int64, addr stri
 		t.Fatalf("confirm destination: %v", err)
 	}
 	return d.ID
+}
+
+// Follower creates user name (address name@example.org, confirmed) with
+// one enabled rule tracking track to that address, and returns the
+// destination's id.
+func Follower(t testing.TB, st *store.Store, name string, track rules.Track) int64 {
+	t.Helper()
+	ctx := context.Background()
+	u, err := st.EnsureUser(ctx, name, name+"@example.org")
+	if err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	dest := ConfirmedDestination(t, st, u.ID, name+"@example.org")
+	if _, err := st.SaveRule(ctx, rules.Rule{UserID: u.ID, Name: "follow", Enabled: true, Track: track, Destinations: []int64{dest}}); err != nil {
+		t.Fatalf("save rule: %v", err)
+	}
+	return dest
 }
