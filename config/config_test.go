@@ -88,3 +88,12 @@ func TestLogValuesRedactSecrets(t *testing.T) {
 		t.Fatalf("secret in log values: %s", s)
 	}
 }
+
+// The variables scripts/test.sh exports for the test helpers reach the
+// services the e2e tests start: they must not make them refuse to start.
+func TestTestHelperSettingsAccepted(t *testing.T) {
+	t.Parallel()
+	if _, err := Load("", []string{"FMN_TEST_DATABASE_URL=postgres://x/y", "FMN_ARTIFACTS=/tmp/a", "FMN_DENDRITE=/usr/bin/dendrite"}); err != nil {
+		t.Fatal(err)
+	}
+}
