@@ -262,8 +262,9 @@ func (s *AMQPSource) session(ctx context.Context, ep string, out chan<- Received
 		// while one waits, no further delivery is read.
 		pending  Received
 		has      bool
-		lastSent uint64 // highest tag handed on
-		acked    uint64 // highest tag acknowledged
+		lastSent uint64   // highest tag handed on
+		acked    uint64   // highest tag acknowledged
+		inFlight []uint64 // tags handed on and not yet acknowledged, in order
 	)
 	ackDone := func() error {
 		if t := acks.max.Load(); t > acked {
@@ -273,6 +274,12 @@ func (s *AMQPSource) session(ctx context.Context, ep string, out chan<- Received
 				return fmt.Errorf("acknowledge: %w", err)
 			}
 			acked = t
+			n := 0
+			for n < len(inFlight) && inFlight[n] <= t {
+				n++
+			}
+			inFlight = append(inFlight[:0], inFlight[n:]...)
+			s.update(func(st *EndpointStatus) { st.Acked += int64(n) })
 		}
 		return nil
 	}
@@ -321,6 +328,7 @@ func (s *AMQPSource) session(ctx context.Context, ep string, out chan<- Received
 				ack: ackRef{s: acks, tag: d.DeliveryTag}}, true
 		case send <- pending:
 			lastSent, pending, has = pending.ack.tag, Received{}, false
+			inFlight = append(inFlight, lastSent)
 		case <-acks.wake:
 			if err := ackDone(); err != nil {
 				return err

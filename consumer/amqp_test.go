@@ -158,6 +158,7 @@ func TestAMQPStoredOnceAndAcked(t *testing.T) {
 			if got := countMessages(t, st); got != n {
 				t.Fatalf("%d messages stored, want %d", got, n)
 			}
+			waitFor(t, 10*time.Second, "every message acknowledged", func() bool { return r.src.Status()[0].Acked == n+10 })
 			var notes int
 			st.Pool.QueryRow(context.Background(), `SELECT count(*) FROM notifications`).Scan(&notes)
 			if notes != n/3 {

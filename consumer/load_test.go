@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"fmn/config"
+	"fmn/consumer/amqptest"
 	"fmn/rules"
+	"fmn/rules/meta"
 	"fmn/store"
 	"fmn/store/storetest"
 )
@@ -38,7 +41,8 @@ func TestIngestLoad(t *testing.T) {
 		r.publish(t, n, 0)
 		r.wait(t, n, 120*time.Second)
 		el := time.Since(start)
-		fmt.Printf("bench: ingest_msgs_per_s %.0f msgs/s\n", float64(n)/el.Seconds())
+		zmqRate = float64(n) / el.Seconds()
+		fmt.Printf("bench: ingest_msgs_per_s %.0f msgs/s\n", zmqRate)
 		r.stop()
 	})
 	t.Run("latency", func(t *testing.T) {
@@ -50,10 +54,129 @@ func TestIngestLoad(t *testing.T) {
 		lat := slices.Clone(r.lat)
 		r.mu.Unlock()
 		slices.Sort(lat)
-		p := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / 1e6 }
+		p := func(q float64) float64 { return percentile(lat, q) }
 		fmt.Printf("bench: ingest_p50_ms %.1f ms\n", p(0.5))
-		fmt.Printf("bench: ingest_p99_ms %.1f ms\n", p(0.99))
+		zmqP99 = p(0.99)
+		fmt.Printf("bench: ingest_p99_ms %.1f ms\n", zmqP99)
 		r.stop()
+	})
+}
+
+// The ZeroMQ figures of this run, the baseline of the AMQP ones.
+var zmqRate, zmqP99 float64
+
+// percentile returns the q-quantile of sorted latencies, in milliseconds.
+func percentile(lat []time.Duration, q float64) float64 {
+	return float64(lat[int(q*float64(len(lat)-1))]) / 1e6
+}
+
+// TestAMQPIngestLoad is the AMQP side of the load generator (FMN_BENCH=1),
+// on a private RabbitMQ node, with the same corpus, rules and database as
+// TestIngestLoad (which runs first and gives the baseline):
+//
+//	bench: amqp_ingest_msgs_per_s N msgs/s  (20,000 messages waiting in the queue → stored, notified, queued, acknowledged)
+//	bench: amqp_ingest_p99_ms N ms          (publish → committed, at a steady 1,000 msg/s)
+//
+// and the ratios to the ZeroMQ figures.
+func TestAMQPIngestLoad(t *testing.T) {
+	if os.Getenv("FMN_BENCH") == "" {
+		t.Skip("a load generator: set FMN_BENCH=1 (make bench does)")
+	}
+	node := amqptest.Shared(t)
+	corpus, err := ReadCorpus("../testdata/fedmsg-meta.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t.Run("throughput", func(t *testing.T) {
+		const n = 20000
+		sc := node.Scope(t)
+		st := loadStore(t)
+		pub := newPub(t, node, sc)
+		for i := range n {
+			if _, err := pub.PublishEnvelope(ctx, corpus[i%len(corpus)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pub.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if d := depth(t, node, sc.Queue); d != n {
+			t.Fatalf("%d waiting, want %d", d, n)
+		}
+		src := newAMQPSource(node, sc, config.DefaultAMQPPrefetch)
+		start := time.Now()
+		r := runAMQP(t, st, src, nil)
+		waitFor(t, 120*time.Second, "every message stored and acknowledged", func() bool { return src.Status()[0].Acked == n })
+		el := time.Since(start)
+		if got := countMessages(t, st); got != n {
+			t.Fatalf("%d stored, want %d", got, n)
+		}
+		rate := float64(n) / el.Seconds()
+		fmt.Printf("bench: amqp_ingest_msgs_per_s %.0f msgs/s\n", rate)
+		if zmqRate > 0 {
+			fmt.Printf("bench: amqp_ingest_vs_zmq_rate %.2f ratio\n", rate/zmqRate)
+		}
+		var notes int
+		st.Pool.QueryRow(ctx, `SELECT count(*) FROM notifications`).Scan(&notes)
+		t.Logf("%d messages, %d notifications with their jobs, in %v", n, notes, el)
+		r.stop()
+	})
+	t.Run("latency", func(t *testing.T) {
+		const n, rate = 5000, 1000
+		sc := node.Scope(t)
+		st := loadStore(t)
+		pub := newPub(t, node, sc)
+		var mu sync.Mutex
+		sent := map[string]time.Time{}
+		var lat []time.Duration
+		src := newAMQPSource(node, sc, config.DefaultAMQPPrefetch)
+		ctx, cancel := context.WithCancel(ctx)
+		in := newIngester(t, st, nil)
+		in.Metrics = src.Metrics
+		in.Committed = func(batch []Received) {
+			now := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range batch {
+				if at, ok := sent[m.Envelope.MsgID]; ok {
+					lat = append(lat, now.Sub(at))
+					delete(sent, m.Envelope.MsgID)
+				}
+			}
+		}
+		ch := make(chan Received, 4096)
+		done := make(chan struct{})
+		go func() { src.Run(ctx, ch); close(ch) }()
+		go func() { defer close(done); in.Run(context.Background(), ch) }()
+		waitFor(t, 30*time.Second, "connected", src.Ready)
+		start := time.Now()
+		for i := range n {
+			if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
+				time.Sleep(d) // pacing the load, not waiting for a result
+			}
+			env := corpus[i%len(corpus)]
+			body, _ := env["msg"].(map[string]any)
+			topic, _ := env["topic"].(string)
+			md := meta.Extract(topic, body, "")
+			id := newUUID()
+			mu.Lock()
+			sent[id] = time.Now()
+			mu.Unlock()
+			if _, err := pub.Publish(ctx, topic, id, body, md); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, 60*time.Second, "every message committed", func() bool { mu.Lock(); defer mu.Unlock(); return len(lat) == n })
+		cancel()
+		<-done
+		slices.Sort(lat)
+		fmt.Printf("bench: amqp_ingest_p50_ms %.1f ms\n", percentile(lat, 0.5))
+		p99 := percentile(lat, 0.99)
+		fmt.Printf("bench: amqp_ingest_p99_ms %.1f ms\n", p99)
+		if zmqP99 > 0 {
+			fmt.Printf("bench: amqp_ingest_vs_zmq_p99 %.2f ratio\n", p99/zmqP99)
+		}
 	})
 }
 
@@ -79,8 +202,11 @@ type loadRig struct {
 	sent map[string]time.Time
 }
 
-func startLoad(t *testing.T, corpus []map[string]any) *loadRig {
-	ctx, cancel := context.WithCancel(context.Background())
+// loadStore is the load generators' database: 300 users, each with a
+// confirmed address and a rule following themselves, and one in thirty
+// also following one of the corpus's applications.
+func loadStore(t *testing.T) *store.Store {
+	ctx := context.Background()
 	st := storetest.New(t)
 	// 300 users, each with a confirmed address and a rule following
 	// themselves, and one in thirty also following one of the corpus's
@@ -103,6 +229,12 @@ func startLoad(t *testing.T, corpus []map[string]any) *loadRig {
 			t.Fatal(err)
 		}
 	}
+	return st
+}
+
+func startLoad(t *testing.T, corpus []map[string]any) *loadRig {
+	ctx, cancel := context.WithCancel(context.Background())
+	st := loadStore(t)
 	pub, err := NewPublisher(ctx, "tcp://127.0.0.1:0", false)
 	if err != nil {
 		t.Fatal(err)

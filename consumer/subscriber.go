@@ -51,7 +51,10 @@ type EndpointStatus struct {
 	Received    int64     `json:"received"`
 	Dropped     int64     `json:"dropped"`
 	Reconnects  int64     `json:"reconnects"`
-	LastError   string    `json:"last_error,omitempty"`
+	// Acked counts the messages acknowledged to an AMQP broker once
+	// stored (or dropped for good); ZeroMQ has no acknowledgements.
+	Acked     int64  `json:"acked,omitempty"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // minBackoff is the first wait before a source redials (see redial).
