@@ -150,6 +150,8 @@ type Config struct {
 	MaxDestinationsPerUser int            // FMN_MAX_DESTINATIONS_PER_USER
 	PushAllowPrivate       bool           // FMN_PUSH_ALLOW_PRIVATE: push endpoints may be http, any port, loopback and private addresses
 	SMTPTLS                string         // FMN_SMTP_TLS: required, opportunistic or none (smtp:// only)
+	MaxStreamsPerUser      int            // FMN_MAX_STREAMS_PER_USER: open live streams of one user, per web process
+	MaxStreams             int            // FMN_MAX_STREAMS: open live streams of everybody, per web process
 
 	// Ownership ("my packages") and group membership.
 	OIDCGroupsClaim string        // FMN_OIDC_GROUPS_CLAIM: the claim listing the user's groups
@@ -267,6 +269,7 @@ var known = map[string]bool{
 	"FMN_OIDC_ISSUER": true, "FMN_OIDC_CLIENT_ID": true, "FMN_OIDC_CLIENT_SECRET": true, "FMN_OIDC_USERNAME_CLAIM": true,
 	"FMN_TRUSTED_PROXIES": true, "FMN_MAX_RULES_PER_USER": true, "FMN_MAX_PATTERNS_PER_RULE": true,
 	"FMN_MAX_DESTINATIONS_PER_USER": true, "FMN_PUSH_ALLOW_PRIVATE": true, "FMN_SMTP_TLS": true,
+	"FMN_MAX_STREAMS_PER_USER": true, "FMN_MAX_STREAMS": true,
 	"FMN_OIDC_GROUPS_CLAIM": true, "FMN_OIDC_SCOPES": true, "FMN_DISTGIT_URL": true, "FMN_DISTGIT_REFRESH": true,
 	"FMN_RETENTION": true, "FMN_METRICS_LISTEN": true,
 	// Read by the test helpers only; accepted so a developer's shell does not

@@ -17,6 +17,12 @@ const (
 	DefaultMaxRulesPerUser        = 100
 	DefaultMaxPatternsPerRule     = 300
 	DefaultMaxDestinationsPerUser = 20
+	// DefaultMaxStreamsPerUser: a person has a few tabs open; each open
+	// stream holds a goroutine, a connection and a hub subscription.
+	DefaultMaxStreamsPerUser = 10
+	// DefaultMaxStreams bounds every user's streams together, per web
+	// process.
+	DefaultMaxStreams = 2000
 )
 
 // parseSafety reads the settings that guard fmn against hostile users and
@@ -39,6 +45,8 @@ func (c *Config) parseSafety(get func(k, def string) string) []error {
 		{"FMN_MAX_RULES_PER_USER", DefaultMaxRulesPerUser, &c.MaxRulesPerUser},
 		{"FMN_MAX_PATTERNS_PER_RULE", DefaultMaxPatternsPerRule, &c.MaxPatternsPerRule},
 		{"FMN_MAX_DESTINATIONS_PER_USER", DefaultMaxDestinationsPerUser, &c.MaxDestinationsPerUser},
+		{"FMN_MAX_STREAMS_PER_USER", DefaultMaxStreamsPerUser, &c.MaxStreamsPerUser},
+		{"FMN_MAX_STREAMS", DefaultMaxStreams, &c.MaxStreams},
 	} {
 		n, err := strconv.Atoi(get(l.key, strconv.Itoa(l.def)))
 		if err != nil || n < 1 {

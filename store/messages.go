@@ -68,6 +68,36 @@ func (s *Store) RecentMessages(ctx context.Context, limit int, beforeID int64) (
 	return ms, translate(err, "list messages")
 }
 
+// exactUpTo is how far EstimateMessages counts rows; beyond, it reads the
+// planner's estimate.
+const exactUpTo = 10000
+
+// EstimateMessages says about how many messages are stored, cheaply enough
+// for a public page: an exact count up to exactUpTo (a bounded scan), and
+// beyond that the planner's row estimate (pg_class.reltuples, summed over
+// the table and, when it is partitioned, every partition, found through
+// pg_inherits; a partitioned parent's own figure, the sum of its
+// partitions', is left out), never a count(*) over the whole log. exact
+// reports which.
+func (s *Store) EstimateMessages(ctx context.Context) (n int64, exact bool, err error) {
+	var counted, estimate int64
+	err = s.Pool.QueryRow(ctx, `
+		WITH RECURSIVE parts(oid) AS (
+			SELECT 'messages'::regclass::oid
+			UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN parts p ON i.inhparent = p.oid)
+		SELECT (SELECT count(*) FROM (SELECT 1 FROM messages LIMIT $1) x),
+			(SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_class c JOIN parts p ON c.oid = p.oid
+			 WHERE c.relkind <> 'p')`,
+		exactUpTo+1).Scan(&counted, &estimate)
+	if err != nil {
+		return 0, false, translate(err, "estimate messages")
+	}
+	if counted <= exactUpTo {
+		return counted, true, nil
+	}
+	return max(counted, estimate), false, nil
+}
+
 // CountMessages returns how many messages are stored.
 func (s *Store) CountMessages(ctx context.Context) (int64, error) {
 	var n int64

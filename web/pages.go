@@ -131,6 +131,7 @@ type homePage struct {
 	Page
 	Messages      []fmn.Message
 	Total         int64
+	Exact         bool // Total is a count, not an estimate
 	Notifications []fmn.Notification
 	Before        int64 // set when there are older notifications
 	Older         bool  // this page is not the newest
@@ -159,11 +160,12 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	total, err := s.Store.CountMessages(r.Context())
+	// An estimate, not count(*): this page is anyone's to load, often.
+	total, exact, err := s.Store.EstimateMessages(r.Context())
 	if err != nil {
 		return err
 	}
-	s.renderStatus(w, http.StatusOK, "home.html", homePage{Page: s.base(r, "Recent messages"), Messages: ms, Total: total})
+	s.renderStatus(w, http.StatusOK, "home.html", homePage{Page: s.base(r, "Recent messages"), Messages: ms, Total: total, Exact: exact})
 	return nil
 }
 

@@ -70,6 +70,8 @@ type Limits struct {
 	RulesPerUser        int
 	PatternsPerRule     int
 	DestinationsPerUser int
+	StreamsPerUser      int // open /api/v1/stream responses of one user, in this process
+	Streams             int // and of everybody
 }
 
 // withDefaults fills unset limits with config's defaults (tests build
@@ -83,6 +85,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.DestinationsPerUser == 0 {
 		l.DestinationsPerUser = config.DefaultMaxDestinationsPerUser
+	}
+	if l.StreamsPerUser == 0 {
+		l.StreamsPerUser = config.DefaultMaxStreamsPerUser
+	}
+	if l.Streams == 0 {
+		l.Streams = config.DefaultMaxStreams
 	}
 	return l
 }
@@ -98,6 +106,7 @@ type Server struct {
 	shutdownOnce sync.Once
 	loginLimit   *limiter
 	previews     *previewGate
+	streams      streamCount
 	oidc         *oidcClient // nil without FMN_OIDC_ISSUER
 	pushJS       bool        // templates/static/push.js exists: offer browser push
 }

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"fmn"
+	"fmn/apperr"
 )
 
 // heartbeat keeps proxies from closing an idle stream and lets a client
@@ -29,6 +31,17 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("response writer cannot flush")
 	}
 	u := userFrom(r.Context())
+	if !s.streams.take(u.ID, s.Limits.StreamsPerUser, s.Limits.Streams) {
+		return apperr.ErrRateLimited
+	}
+	defer s.streams.give(u.ID)
+	// The server's read and write timeouts (NewHTTPServer) are for
+	// ordinary requests: a stream has no body to read and writes for as
+	// long as it lives, each write given its own deadline below.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	extend := func() { _ = rc.SetWriteDeadline(time.Now().Add(2 * heartbeat)) }
+	extend()
 	// Subscribe before reading the backlog, so nothing falls between the
 	// two; ids already sent are skipped.
 	sub := s.Hub.subscribe(u.ID)
@@ -71,12 +84,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			if n.ID <= last {
 				continue
 			}
+			extend()
 			if err := writeEvent(w, n); err != nil {
 				return nil
 			}
 			last = n.ID
 			flusher.Flush()
 		case <-tick.C:
+			extend()
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return nil
 			}
@@ -92,4 +107,36 @@ func writeEvent(w http.ResponseWriter, n fmn.Notification) error {
 	}
 	_, err = fmt.Fprintf(w, "id: %d\nevent: notification\ndata: %s\n\n", n.ID, b)
 	return err
+}
+
+// streamCount counts the open streams, per user and in all.
+type streamCount struct {
+	mu     sync.Mutex
+	total  int
+	byUser map[int64]int
+}
+
+// take counts one more stream of user, or reports false (and counts
+// nothing) when the user has perUser open already or everybody all.
+func (c *streamCount) take(user int64, perUser, all int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byUser == nil {
+		c.byUser = map[int64]int{}
+	}
+	if c.total >= all || c.byUser[user] >= perUser {
+		return false
+	}
+	c.total++
+	c.byUser[user]++
+	return true
+}
+
+func (c *streamCount) give(user int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total--
+	if c.byUser[user]--; c.byUser[user] <= 0 {
+		delete(c.byUser, user)
+	}
 }

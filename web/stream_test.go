@@ -34,7 +34,11 @@ type liveFixture struct {
 	seq   int
 }
 
-func newLiveFixture(t *testing.T) *liveFixture {
+func newLiveFixture(t *testing.T) *liveFixture { return newLiveFixtureOn(t, nil) }
+
+// newLiveFixtureOn is newLiveFixture with setUp given the test server,
+// before it starts, and the handler (to put a server of its own on it).
+func newLiveFixtureOn(t *testing.T, setUp func(*httptest.Server, http.Handler)) *liveFixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st := storetest.New(t)
@@ -46,7 +50,11 @@ func newLiveFixture(t *testing.T) *liveFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(ws.Handler())
+	srv := httptest.NewUnstartedServer(ws.Handler())
+	if setUp != nil {
+		setUp(srv, ws.Handler())
+	}
+	srv.Start()
 	t.Cleanup(func() { ws.Close(); srv.Close(); cancel(); <-hubDone })
 	f := &liveFixture{st: st, srv: srv}
 	if f.user, err = st.EnsureUser(ctx, "alice", "alice@example.org"); err != nil {
