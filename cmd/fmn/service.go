@@ -269,7 +269,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	deps := web.Deps{Store: st, Jobs: jobs, Channels: configured(cfg), Metrics: m, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub, Retention: cfg.Retention,
 		TrustedProxies: cfg.TrustedProxies, PushGuard: push.Guard{AllowPrivate: cfg.PushAllowPrivate}, Limits: web.Limits{RulesPerUser: cfg.MaxRulesPerUser,
 			PatternsPerRule: cfg.MaxPatternsPerRule, DestinationsPerUser: cfg.MaxDestinationsPerUser,
-				StreamsPerUser: cfg.MaxStreamsPerUser, Streams: cfg.MaxStreams},
+			StreamsPerUser: cfg.MaxStreamsPerUser, Streams: cfg.MaxStreams},
 		Auth: web.AuthConfig{
 			OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,
 			OIDCUsernameClaim: cfg.OIDCUsernameClaim, OIDCGroupsClaim: cfg.OIDCGroupsClaim, OIDCScopes: cfg.OIDCScopes,
