@@ -18,7 +18,8 @@ import (
 // two `fmn serve` on one database, both consuming one firehose and both
 // delivering, 3,000 messages at 300 msg/s, and one of them killed with
 // SIGKILL three times at random moments (and started again a second
-// later). Every (message, destination) must be mailed exactly once,
+// later), and the SMTP server answering 421 to everything for 40 s
+// meanwhile. Every (message, destination) must be mailed exactly once,
 // except at most the SMTP pool's 4 per kill recorded unknown, and
 // everything delivered within 5 minutes of the last kill. It runs with the
 // production timeouts (rescue after 75 s), so it takes a few minutes, and
@@ -86,6 +87,15 @@ func TestFaultRun(t *testing.T) {
 		}
 		published <- nil
 	}()
+	// An SMTP outage of 40 s (every mail answered 421) starting at a
+	// random moment of the stream, beside the kills.
+	outageAt := time.Duration(1000+rand.IntN(5000)) * time.Millisecond
+	go func() {
+		time.Sleep(time.Until(start.Add(outageAt))) // the outage's start, chosen at random
+		smtp.FailWith(421, "4.3.2 outage")
+		time.Sleep(40 * time.Second) // the outage's length
+		smtp.FailWith(0, "")
+	}()
 	slices.Sort(at)
 	var last time.Time
 	for i, d := range at {
@@ -147,6 +157,7 @@ func TestFaultRun(t *testing.T) {
 	fmt.Printf("bench: fault_doubled %d mails\n", doubled)
 	fmt.Printf("bench: fault_sent_but_not_received %d notifications\n", missing)
 	fmt.Printf("bench: fault_delivered_after_last_kill_s %.0f s\n", after.Seconds())
+	t.Logf("SMTP outage from %s for 40 s", outageAt)
 	t.Logf("kills at %v; %d sent, %d unknown, %d mails (%d distinct), done %s after the last kill",
 		at, sent, unknown, len(smtp.Messages()), len(copies), after.Round(time.Second))
 	if doubled != 0 || missing != 0 {
