@@ -49,8 +49,8 @@ const (
 	// cheap redial every five minutes.
 	DefaultBusSilence = 5 * time.Minute
 	// DefaultBusBufferBytes bounds the memory holding messages read from
-	// the bus but not yet stored (counted at about three times their raw
-	// size): at Fedora's rates that is hours of a stalled database.
+	// the bus but not yet stored (each charged what it holds decoded):
+	// at Fedora's rates that is hours of a stalled database.
 	DefaultBusBufferBytes = 256 << 20
 	// DefaultBusReconnectMax caps the wait between redials of a bus source
 	// (ZeroMQ endpoints and the AMQP broker), which starts at 100 ms and

@@ -37,14 +37,93 @@ func newBacklog(maxBytes int64) *backlog {
 	return &backlog{max: maxBytes, wake: make(chan struct{}, 1)}
 }
 
-// cost approximates what a received message holds in memory: the raw
-// envelope and its decoded form (a few times the raw size).
-func cost(r Received) int64 { return int64(len(r.Envelope.Raw))*3 + 512 }
+// cost is what a received message holds in memory: the raw envelope and
+// its decoded form. The decoded form is not a fixed multiple of the raw
+// size: a long string costs about its length again, but "[{},{},…]" costs
+// some 70 bytes a "{}" and '{"a":1}' nearly 400 (a Go map's first group of
+// slots), so a 4 MiB envelope can hold 90 MiB once decoded. heapEstimate
+// counts what the decoder builds, from one pass over the raw bytes.
+func cost(r Received) int64 { return heapEstimate(r.Envelope.Raw) + receivedOverhead }
+
+// receivedOverhead is a Received's own fields and the Envelope's.
+const receivedOverhead = 512
+
+// What encoding/json builds for each piece of an envelope (decoded into
+// map[string]any with UseNumber), in bytes, measured on Go 1.26 (see
+// TestBacklogChargeMatchesHeap): a scalar value is an interface and its
+// boxed value; an array an interface, a slice header and its growth; an
+// object a map, plus its first group of slots once it has an entry; each
+// entry its slot, its key's string header and data.
+const (
+	heapScalar   = 40
+	heapArray    = 45
+	heapObject   = 70
+	heapGroup    = 260
+	heapEntry    = 40
+	heapKey      = 24
+	heapPerInput = 1 // the raw envelope itself, kept beside the decoded form
+)
+
+// heapEstimate is the memory a raw JSON envelope and its decoded form
+// hold together. It does not validate (the decoder does).
+func heapEstimate(raw []byte) int64 {
+	var n int64 = int64(len(raw)) * heapPerInput
+	var strBytes, strings, scalars, arrays, objects, groups, entries int64
+	inStr, scalar := false, false
+	prev := byte(0) // the last byte outside strings and whitespace
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inStr {
+			switch c {
+			case '\\':
+				i++
+				strBytes++
+			case '"':
+				inStr = false
+			default:
+				strBytes++
+			}
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '"':
+			inStr, scalar = true, false
+			strings++
+		case '{':
+			objects++
+			scalar = false
+		case '[':
+			arrays++
+			scalar = false
+		case ':':
+			entries++
+			scalar = false
+		case ',', ']', '}':
+			scalar = false
+		default: // a number or a literal: count its first byte
+			if !scalar {
+				scalars++
+				scalar = true
+			}
+		}
+		if prev == '{' && c != '}' {
+			groups++
+		}
+		prev = c
+	}
+	values := strings - entries // strings that are not object keys
+	n += strBytes + heapScalar*(values+scalars) + heapArray*arrays + heapObject*objects +
+		heapGroup*groups + (heapEntry+heapKey)*entries
+	return n
+}
 
 // put queues r; it returns false (and queues nothing) when the budget is
 // spent.
 func (b *backlog) put(r Received) bool {
 	c := cost(r)
+	r.charge = c
 	b.mu.Lock()
 	if b.max > 0 && b.bytes+c > b.max && len(b.items) > b.head {
 		b.mu.Unlock()
@@ -82,7 +161,7 @@ func (b *backlog) take() (Received, bool, bool) {
 	r := b.items[b.head]
 	b.items[b.head] = Received{}
 	b.head++
-	b.bytes -= cost(r)
+	b.bytes -= r.charge
 	if b.head == len(b.items) {
 		b.items, b.head = b.items[:0], 0
 	} else if b.head > 1024 && b.head*2 > len(b.items) {

@@ -26,6 +26,8 @@ type Received struct {
 	meta *meta.Metadata // what the rules see, once extracted
 	hdr  *headerMeta    // fedora-messaging's headers, authoritative; nil on ZeroMQ
 	ack  ackRef         // the AMQP delivery to acknowledge once stored; none on ZeroMQ
+
+	charge int64 // what the backlog charged for it (see cost)
 }
 
 // extract returns (computing once) the message's metadata, cleaned for

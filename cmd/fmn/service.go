@@ -304,7 +304,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		if err != nil {
 			return err
 		}
-		opsSrv = &http.Server{Handler: ws.OpsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		opsSrv = web.NewHTTPServer(ws.OpsHandler(), web.DefaultTimeouts)
 		go func() { httpErr <- opsSrv.Serve(opsLn) }()
 		log.Info("health and metrics listening", "url", "http://"+opsLn.Addr().String())
 	}
