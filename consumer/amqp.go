@@ -243,7 +243,12 @@ func (s *AMQPSource) session(ctx context.Context, ep string, out chan<- Received
 	if err := DeclareAMQP(ch, s.Queue, s.Bindings); err != nil {
 		return err
 	}
-	if err := ch.Qos(s.Prefetch, 0, false); err != nil {
+	prefetch := s.Prefetch
+	if prefetch <= 0 {
+		// 0 would mean no limit at all; two batches keep the ingester busy.
+		prefetch = 2 * maxBatch
+	}
+	if err := ch.Qos(prefetch, 0, false); err != nil {
 		return fmt.Errorf("set prefetch: %w", err)
 	}
 	tag := fmt.Sprintf("fmn-%d-%d", os.Getpid(), time.Now().UnixNano())
@@ -254,7 +259,8 @@ func (s *AMQPSource) session(ctx context.Context, ep string, out chan<- Received
 	connected()
 	s.update(func(st *EndpointStatus) { st.Connected, st.LastError = true, "" })
 	s.Metrics.BusConnected.WithLabelValues(ep).Set(1)
-	s.Log.Info("AMQP broker connected", "endpoint", ep, "prefetch", s.Prefetch)
+	s.Log.Info("AMQP broker connected", "endpoint", ep, "prefetch", prefetch)
+	received, lastSeen := s.Metrics.BusReceived.WithLabelValues(ep), s.Metrics.BusLastSeen.WithLabelValues(ep)
 
 	acks := &ackSession{wake: make(chan struct{}, 1)}
 	var (
@@ -312,8 +318,8 @@ func (s *AMQPSource) session(ctx context.Context, ep string, out chan<- Received
 				}
 			}
 			now := time.Now()
-			s.Metrics.BusReceived.WithLabelValues(ep).Inc()
-			s.Metrics.BusLastSeen.WithLabelValues(ep).Set(float64(now.Unix()))
+			received.Inc()
+			lastSeen.Set(float64(now.Unix()))
 			s.update(func(st *EndpointStatus) { st.Received++; st.LastMessage = now })
 			env, hm, err := DecodeDelivery(&d, s.MaxBytes)
 			if err != nil {

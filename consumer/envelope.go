@@ -122,6 +122,11 @@ func Decode(raw []byte, maxBytes int) (Envelope, error) {
 			return Envelope{}, bad("shape", "username must be a string")
 		}
 		env.Username = s
+		if s == amqpBridgeUser {
+			if id, ok := bridgedAMQPID(env.MsgID); ok {
+				env.MsgID = id // the AMQP original's id (see fmwire.go)
+			}
+		}
 	}
 	if v, ok := fields["timestamp"]; ok && v != nil {
 		n, ok := v.(json.Number)

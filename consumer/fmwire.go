@@ -66,16 +66,75 @@ var fmObjectKinds = []struct {
 // tables derive from the body.
 type headerMeta struct {
 	severity string
-	sets     meta.Metadata // only the six sets are used
+	sets     *meta.Metadata // only the six sets are used; nil: the tables' sets stand
 }
 
 // overlay replaces md's sets and severity with the headers'.
 func (h *headerMeta) overlay(md meta.Metadata) meta.Metadata {
 	md.Severity = h.severity
-	for _, k := range fmObjectKinds {
-		*k.set(&md) = *k.set(&h.sets)
+	if h.sets != nil {
+		for _, k := range fmObjectKinds {
+			*k.set(&md) = *k.set(h.sets)
+		}
 	}
 	return md
+}
+
+// Fedora's bridges between the two buses (fedmsg-migration-tools) shape
+// what they carry across:
+//
+//   - zmq_to_amqp publishes each fedmsg envelope, whole, as the body of a
+//     base Message (no object headers: the base class computes none) with
+//     message_id = the envelope's msg_id. fmn reads such a message as the
+//     fedmsg envelope it carries, with the metadata tables' sets, exactly
+//     as it reads the ZeroMQ original: whichever copy comes first is stored
+//     the same way, and the other is a duplicate.
+//   - amqp_to_zmq wraps the body in a fedmsg envelope whose username is
+//     "amqp-bridge" and whose msg_id is "YEAR-" and the message_id: fmn
+//     takes the message_id back (see Decode), so that copy too is a
+//     duplicate of the AMQP original.
+const amqpBridgeUser = "amqp-bridge"
+
+// bridgedFedmsg reports whether an AMQP body is a fedmsg envelope carried
+// by zmq_to_amqp: an object with its own msg, the routing key as topic and
+// the message_id as msg_id.
+func bridgedFedmsg(body map[string]any, topic, messageID string) bool {
+	if messageID == "" {
+		return false
+	}
+	_, hasMsg := body["msg"]
+	t, _ := body["topic"].(string)
+	id, _ := body["msg_id"].(string)
+	return hasMsg && t == topic && id == messageID
+}
+
+// bridgedAMQPID returns the AMQP message_id inside a msg_id amqp_to_zmq
+// made ("2026-" and a UUID).
+func bridgedAMQPID(msgID string) (string, bool) {
+	year, id, ok := strings.Cut(msgID, "-")
+	if !ok || len(year) != 4 || strings.Trim(year, "0123456789") != "" || !isUUID(id) {
+		return "", false
+	}
+	return id, true
+}
+
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // DecodeDelivery decodes one AMQP message in fedora-messaging's format
@@ -105,6 +164,16 @@ func DecodeDelivery(d *amqp.Delivery, maxBytes int) (Envelope, *headerMeta, erro
 	body, err := decodeBody(d.Body)
 	if err != nil {
 		return Envelope{}, nil, err
+	}
+	hm := readHeaderMeta(d.Headers)
+	if bridgedFedmsg(body, topic, d.MessageId) {
+		raw := bytes.TrimSpace(d.Body)
+		env, err := Decode(raw, 0)
+		if err != nil {
+			return Envelope{}, nil, err
+		}
+		hm.sets = nil
+		return env, hm, nil
 	}
 	headers := jsonTable(d.Headers)
 	fields := map[string]any{"topic": topic, "headers": headers}
@@ -141,7 +210,7 @@ func DecodeDelivery(d *amqp.Delivery, maxBytes int) (Envelope, *headerMeta, erro
 	raw = append(raw, bytes.TrimSpace(d.Body)...)
 	env.Raw = append(raw, '}')
 	fields["msg"] = body
-	return env, readHeaderMeta(d.Headers), nil
+	return env, hm, nil
 }
 
 // decodeBody checks and decodes a body that must be one JSON object.
@@ -188,9 +257,9 @@ func parseSentAt(s string) (time.Time, bool) {
 // header counts when its value is true (fedora-messaging sets no other); a
 // severity it does not define counts as info, as its own consumers do.
 func readHeaderMeta(h amqp.Table) *headerMeta {
-	hm := &headerMeta{severity: "info"}
+	hm := &headerMeta{severity: "info", sets: &meta.Metadata{}}
 	for _, k := range fmObjectKinds {
-		*k.set(&hm.sets) = []string{}
+		*k.set(hm.sets) = []string{}
 	}
 	if n, ok := tableInt(h[fmSeverityHeader]); ok {
 		if s, ok := fmSeverities[n]; ok {
@@ -204,14 +273,14 @@ func readHeaderMeta(h amqp.Table) *headerMeta {
 		}
 		for _, k := range fmObjectKinds {
 			if name, ok := strings.CutPrefix(rest, k.kind+"_"); ok && strings.TrimSpace(name) != "" {
-				set := k.set(&hm.sets)
+				set := k.set(hm.sets)
 				*set = append(*set, name)
 				break
 			}
 		}
 	}
 	for _, k := range fmObjectKinds {
-		set := k.set(&hm.sets)
+		set := k.set(hm.sets)
 		slices.Sort(*set)
 		*set = slices.Compact(*set)
 	}

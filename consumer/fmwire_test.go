@@ -213,3 +213,61 @@ func FuzzDecodeDelivery(f *testing.F) {
 		(&Received{Envelope: env, hdr: hm}).extract()
 	})
 }
+
+// BenchmarkDecodeDelivery is the AMQP source's own work per message,
+// before the metadata tables.
+func BenchmarkDecodeDelivery(b *testing.B) {
+	d := fmDelivery(bodhiComment, amqp.Table{"fedora_messaging_user_ralph": true, "fedora_messaging_rpm_kernel": true})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := DecodeDelivery(&d, 1<<20); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Fedora's bridges carry a message to the other bus in shapes of their
+// own; fmn reads each copy as the original, so that whichever comes first
+// is stored and the other is a duplicate.
+func TestFedoraMessagingBridges(t *testing.T) {
+	t.Parallel()
+	// zmq_to_amqp: the whole fedmsg envelope as the body of a base
+	// Message, its msg_id as message_id, no object headers.
+	fedmsgEnv := `{"topic":"org.fedoraproject.prod.bodhi.update.comment","msg_id":"2026-0c9b8d42-9f2e-4c36-9a37-6f1d7c2b4e11",` +
+		`"i":3,"timestamp":1767225600.5,"username":"apache","msg":` + bodhiComment + `}`
+	d := fmDelivery(fedmsgEnv, amqp.Table{"fedora_messaging_schema": "base.message"})
+	d.MessageId = "2026-0c9b8d42-9f2e-4c36-9a37-6f1d7c2b4e11"
+	env, hm, err := DecodeDelivery(&d, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zenv, err := Decode([]byte(fedmsgEnv), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromAMQP, fromZMQ := (&Received{Envelope: env, hdr: hm}).extract(), (&Received{Envelope: zenv}).extract()
+	fromZMQ.Severity = "info" // the header's, absent on ZeroMQ
+	if env.MsgID != zenv.MsgID || env.Username != "apache" || string(env.Raw) != fedmsgEnv ||
+		!slices.Equal(fromAMQP.Usernames, []string{"ralph"}) || !slices.Equal(fromAMQP.Packages, fromZMQ.Packages) ||
+		fromAMQP.Link != fromZMQ.Link || fromAMQP.Severity != "info" {
+		t.Errorf("bridged to AMQP: %s %+v\nread from ZeroMQ: %s %+v", env.MsgID, fromAMQP, zenv.MsgID, fromZMQ)
+	}
+
+	// amqp_to_zmq: the body wrapped in an envelope from "amqp-bridge",
+	// msg_id "YEAR-" and the message_id.
+	wrapped := `{"topic":"org.fedoraproject.prod.bodhi.update.comment","msg":` + bodhiComment +
+		`,"timestamp":1767225600,"msg_id":"2026-0c9b8d42-9f2e-4c36-9a37-6f1d7c2b4e11","i":9,"username":"amqp-bridge"}`
+	benv, err := Decode([]byte(wrapped), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if benv.MsgID != "0c9b8d42-9f2e-4c36-9a37-6f1d7c2b4e11" {
+		t.Errorf("amqp-bridge copy has msg_id %q, want the AMQP message_id", benv.MsgID)
+	}
+	// Only the bridge's own messages: another sender's ids stay as sent.
+	other, _ := Decode([]byte(strings.Replace(wrapped, "amqp-bridge", "apache", 1)), 0)
+	odd, _ := Decode([]byte(strings.Replace(wrapped, "2026-0c9b", "26-0c9b", 1)), 0)
+	if other.MsgID != "2026-0c9b8d42-9f2e-4c36-9a37-6f1d7c2b4e11" || odd.MsgID != "26-0c9b8d42-9f2e-4c36-9a37-6f1d7c2b4e11" {
+		t.Errorf("ids changed: %q %q", other.MsgID, odd.MsgID)
+	}
+}
