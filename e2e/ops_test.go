@@ -306,3 +306,93 @@ func TestConsumeRoleServesMetrics(t *testing.T) {
 		t.Fatalf("the metrics address serves more than health and metrics: GET / = %d", resp.StatusCode)
 	}
 }
+
+// TestReadmeTryIt is issue 14's twelfth finding: the README's "Try it"
+// assumed the destination's id was 1 and left the confirmation to be done
+// by hand. Its block is run here as written, with bash, beside a service on
+// make run's defaults (a private cluster and the mail folder under data/,
+// the demo bus): only the address line is set to the service's port, and
+// the closing "sleep 120; ls" is replaced by waiting for the mails.
+func TestReadmeTryIt(t *testing.T) {
+	t.Parallel()
+	for _, tool := range []string{"bash", "curl", "sed", "grep"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the README's Try it needs %s: install it (make test does, scripts/ensure-curl.sh)", tool)
+		}
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "Try it in a second shell")
+	if !ok {
+		t.Fatal("README.md has no Try it section")
+	}
+	_, rest, _ = strings.Cut(rest, "```sh\n")
+	block, _, _ := strings.Cut(rest, "```")
+	lines := strings.Split(strings.TrimSpace(block), "\n")
+	if !strings.HasPrefix(lines[0], "FMN=http://127.0.0.1:8080") || !strings.HasPrefix(lines[len(lines)-1], "sleep 120; ls data/mail/") {
+		t.Fatalf("the Try it block no longer starts with the address and ends with the wait:\n%s", block)
+	}
+
+	dir := privateDataDir(t) // the clone's folder: bin/fmn and data/ in it
+	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(fmnBin, filepath.Join(dir, "bin", "fmn")); err != nil {
+		t.Fatal(err)
+	}
+	corpus, _ := filepath.Abs("../testdata/fedmsg-meta.jsonl")
+	data := filepath.Join(dir, "data")
+	t.Cleanup(func() {
+		pgcluster.StopDir(context.Background(), filepath.Join(data, "postgres"), slog.New(slog.DiscardHandler))
+	})
+	p := launchEnv(t, "FMN_DATABASE_URL=", "FMN_DATA_DIR="+data, "FMN_DEMO=true", "FMN_DEMO_CORPUS="+corpus, "FMN_DEMO_RATE=50")
+	eventually(t, 60*time.Second, "the service ready", func() bool { return p.ready().Status == "ready" })
+
+	// Someone else's destination first: the block's is not number 1.
+	bob := strings.TrimSpace(p.tool("token", "create", "-user", "bob", "-email", "bob@example.org"))
+	req, _ := http.NewRequest("POST", p.base+"/api/v1/destinations", strings.NewReader(`{"kind":"email","address":"bob@example.org"}`))
+	req.Header.Set("Authorization", "Bearer "+bob)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("bob's destination: %v %v", resp, err)
+	}
+
+	lines[0] = "FMN=" + p.base
+	script := "set -e\n" + strings.Join(lines[:len(lines)-1], "\n") + "\n"
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "FMN_DATABASE_URL=", "FMN_DATA_DIR=") // as in a fresh shell
+	done := make(chan struct{})
+	var out []byte
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("the Try it block did not finish in 60 s:\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("the Try it block failed: %v\n%s", err, out)
+	}
+	t.Logf("Try it printed:\n%s", out)
+	if !strings.Contains(string(out), "destination 2\n") || !strings.Contains(string(out), `"confirmed":true`) ||
+		!strings.Contains(string(out), `"name":"bodhi"`) || !strings.Contains(string(out), `"destinations":[2]`) {
+		t.Fatalf("the destination was not confirmed or the rule not made:\n%s", out)
+	}
+	if r := p.ready(); r.Status != "ready" {
+		t.Fatalf("the service is not ready after the Try it commands: %+v", r)
+	}
+	eventually(t, 60*time.Second, "mail for the demo's bodhi messages", func() bool {
+		ms, _ := filepath.Glob(filepath.Join(data, "mail", "*.eml"))
+		n := 0
+		for _, m := range ms {
+			b, _ := os.ReadFile(m)
+			if strings.Contains(string(b), "X-Fedmsg-Topic: org.fedoraproject.prod.bodhi.") {
+				n++
+			}
+		}
+		return n >= 5
+	})
+}

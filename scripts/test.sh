@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/testpg.sh
 scripts/ensure-chromium.sh
 scripts/ensure-ngircd.sh
+scripts/ensure-curl.sh
 # Dendrite, the Matrix homeserver of the Matrix tests: built once into a
 # cache outside the clone (about 4 minutes cold), then found there.
 FMN_DENDRITE=$(scripts/ensure-dendrite.sh)
