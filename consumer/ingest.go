@@ -39,6 +39,11 @@ type Ingester struct {
 	// Replay, when set, fetches what a gap in an endpoint's seq_id
 	// stream lost (see sequence.go).
 	Replay Replayer
+	// InTx, when set, is called in the storing transaction for each
+	// message stored for the first time, after matching: owners/ records
+	// there what dist-git and the account system said changed, so that a
+	// crash loses none of it and a duplicate does it once.
+	InTx func(ctx context.Context, tx pgx.Tx, topic string, body any) error
 
 	positions map[string]int64 // committed last seq_id per endpoint
 
@@ -247,6 +252,11 @@ func (in *Ingester) storeTx(ctx context.Context, p batchPlan) error {
 			stored++
 			if ms := set.Match(msgs[i].Meta); len(ms) > 0 {
 				mms = append(mms, store.MessageMatches{MessageID: id, Matches: ms})
+			}
+			if in.InTx != nil {
+				if err := in.InTx(ctx, tx, batch[i].Envelope.Topic, batch[i].Envelope.Body); err != nil {
+					return err
+				}
 			}
 		}
 		all, err := store.InsertNotificationBatch(ctx, tx, mms)

@@ -30,6 +30,8 @@ type adminPage struct {
 	Storage      []storageRow
 	Oldest       *time.Time
 	Retention    string
+	DistgitURL   string
+	Distgit      store.DistgitStatus
 }
 
 // storageRow is one table's line on the admin page.
@@ -92,6 +94,10 @@ func (s *Server) adminPage(w http.ResponseWriter, r *http.Request) error {
 	if s.Retention > 0 {
 		data.Retention = fmt.Sprintf("%d days", int(s.Retention.Hours()/24))
 	}
+	if data.Distgit, err = s.Store.GetDistgitStatus(ctx); err != nil {
+		return err
+	}
+	data.DistgitURL = s.DistgitURL
 	data.Gaps = s.gapCounts()
 	if data.RecentGaps, err = s.Store.RecentBusGaps(ctx, 50); err != nil {
 		return err

@@ -61,6 +61,9 @@ type Deps struct {
 	// Nothing else is offered or accepted: a destination of another kind
 	// would wait for its confirmation forever.
 	Channels []fmn.Kind
+	// DistgitURL is the dist-git instance ownership is read from, for the
+	// pages that say so.
+	DistgitURL string
 }
 
 // Limits bound what one account may make fmn do (FMN_MAX_*): each rule and

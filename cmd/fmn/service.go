@@ -24,6 +24,7 @@ import (
 	"fmn/delivery/email"
 	"fmn/delivery/push"
 	"fmn/metrics"
+	"fmn/owners"
 	"fmn/pgcluster"
 	"fmn/rules"
 	"fmn/store"
@@ -231,7 +232,8 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		ch := make(chan consumer.Received, 4096)
 		live := rules.NewLive(store.RuleSource{})
 		ing = &consumer.Ingester{Store: st, Rules: live,
-			Queue: queue, Replay: replayer, Metrics: m, Log: log}
+			Queue: queue, Replay: replayer, Metrics: m, Log: log,
+			InTx: owners.Watcher{DistgitURL: cfg.DistgitURL}.InTx}
 		bus.Go(func() error { return st.FollowRules(busCtx, live, log) })
 		// Every source (ZeroMQ endpoints, the AMQP broker) feeds the one
 		// ingester; the channel closes when all of them have returned.
@@ -264,6 +266,9 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		if err := jobs.Start(ctx); err != nil {
 			return fmt.Errorf("start delivery workers: %w", err)
 		}
+		// Who maintains what: one refresher across the work processes.
+		ref := &owners.Refresher{Store: st, Client: owners.NewClient(cfg.DistgitURL), Every: cfg.DistgitRefresh, Log: log}
+		bus.Go(func() error { return ref.Run(busCtx) })
 	}
 
 	deps := web.Deps{Store: st, Jobs: jobs, Channels: configured(cfg), Metrics: m, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub, Retention: cfg.Retention,
@@ -273,7 +278,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		Auth: web.AuthConfig{
 			OIDCIssuer: cfg.OIDCIssuer, OIDCClientID: cfg.OIDCClientID, OIDCClientSecret: cfg.OIDCClientSecret,
 			OIDCUsernameClaim: cfg.OIDCUsernameClaim, OIDCGroupsClaim: cfg.OIDCGroupsClaim, OIDCScopes: cfg.OIDCScopes,
-			Admins: cfg.Admins}}
+			Admins: cfg.Admins}, DistgitURL: cfg.DistgitURL}
 	if sub != nil {
 		deps.Endpoints = func() []consumer.EndpointStatus {
 			eps := sub.Status()

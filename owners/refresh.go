@@ -1,0 +1,275 @@
+package owners
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"fmn/store"
+)
+
+// Refresher keeps the store's copy of dist-git current for the principals
+// enabled rules follow. One process at a time does it (it holds
+// store.LockDistgit; another takes over when it stops). It works when woken
+// (a bus request, a rule or membership change: NOTIFY fmn_distgit and
+// fmn_rules) and at least every Poll:
+//
+//  1. SyncPrincipals: principals newly referenced are added, never read;
+//     those no rule follows any more are dropped with their rows;
+//  2. projects the bus said changed are read again (GetProject);
+//  3. principals never read, then those last read more than Every ago, are
+//     read (UserProjects, GroupProjects), a batch per round.
+//
+// Every write is a diff of one principal or one project, so matching never
+// pauses or sees a half-empty copy; when dist-git is down the copy stays as
+// it is and the error is recorded for /admin.
+type Refresher struct {
+	Store  *store.Store
+	Client *Client
+	Every  time.Duration // FMN_DISTGIT_REFRESH
+	Log    *slog.Logger
+
+	// Poll bounds the time between rounds when nothing wakes the
+	// refresher; Retry is how long a principal that failed waits before
+	// it is tried again. Zero values take the defaults.
+	Poll, Retry time.Duration
+	// Rounds, when set, is called after each round (tests wait on it).
+	Rounds func(Round)
+}
+
+// Round is what one round did.
+type Round struct {
+	Synced           bool
+	Added, Removed   int // principals
+	Projects         int // read for bus requests
+	Fetched, Failed  int // principals read, failed
+	Err              error
+	MorePrincipals   bool // a batch was full: another round follows at once
+	PendingRequested bool
+}
+
+// Defaults: rounds are cheap when idle (three small queries); a minute
+// bounds how late a change no notification announced is noticed.
+const (
+	defaultPoll  = time.Minute
+	defaultRetry = 5 * time.Minute
+	// principalBatch principals are read per round, so that bus requests
+	// are never stuck behind a day's full refresh.
+	principalBatch = 20
+	requestBatch   = 50
+	// minGap coalesces a burst of notifications into one round.
+	minGap = 200 * time.Millisecond
+)
+
+// Run refreshes until ctx ends.
+func (r *Refresher) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		lost, release, err := r.Store.HoldLock(ctx, store.LockDistgit, 5*time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.Log.Warn("dist-git refresher: taking the lock failed", "err", err)
+			sleep(ctx, 5*time.Second)
+			continue
+		}
+		r.Log.Info("dist-git refresher running", "url", r.Client.BaseURL, "every", r.Every)
+		err = r.lead(ctx, lost)
+		release()
+		if ctx.Err() == nil {
+			r.Log.Warn("dist-git refresher lost its lock or connection; retrying", "err", err)
+			sleep(ctx, time.Second)
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// lead runs rounds while this process holds the lock.
+func (r *Refresher) lead(ctx context.Context, lost <-chan struct{}) error {
+	poll := r.Poll
+	if poll <= 0 {
+		poll = defaultPoll
+	}
+	lctx, stopListening := context.WithCancel(ctx)
+	defer stopListening()
+	wake, err := r.listen(lctx)
+	if err != nil {
+		return err
+	}
+	for {
+		round := r.round(ctx)
+		if r.Rounds != nil {
+			r.Rounds(round)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		next := poll
+		if round.MorePrincipals || round.PendingRequested {
+			next = minGap
+		}
+		t := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-lost:
+			t.Stop()
+			return errors.New("lock lost")
+		case <-wake:
+			t.Stop()
+			sleep(ctx, minGap)
+		case <-t.C:
+		}
+	}
+}
+
+// listen wakes the refresher on fmn_distgit (a bus request) and fmn_rules
+// (rules, memberships and its own writes), from a connection of its own.
+func (r *Refresher) listen(ctx context.Context) (<-chan struct{}, error) {
+	conn, err := r.Store.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquire connection to listen: %w", err)
+	}
+	for _, ch := range []string{"fmn_distgit", "fmn_rules"} {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+			conn.Release()
+			return nil, fmt.Errorf("listen on %s: %w", ch, err)
+		}
+	}
+	wake := make(chan struct{}, 1)
+	// The connection is closed when done, not returned: it still listens.
+	pc := conn.Hijack()
+	go func() {
+		defer pc.Close(context.WithoutCancel(ctx))
+		for {
+			if _, err := pc.WaitForNotification(ctx); err != nil {
+				if ctx.Err() == nil {
+					r.Log.Warn("dist-git refresher stopped listening", "err", err)
+				}
+				return
+			}
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return wake, nil
+}
+
+// round does one round of work, and records it for /admin when it read
+// dist-git.
+func (r *Refresher) round(ctx context.Context) Round {
+	var rd Round
+	started := time.Now()
+	var err error
+	if rd.Added, rd.Removed, err = r.Store.SyncPrincipals(ctx); err != nil {
+		rd.Err = err
+		return rd
+	}
+	rd.Synced = true
+	lastErr := ""
+	fail := func(what string, err error) {
+		rd.Err = err
+		lastErr = what + ": " + err.Error()
+		r.Log.Warn("dist-git read failed", "what", what, "err", err)
+	}
+
+	reqs, err := r.Store.PendingRequests(ctx, requestBatch)
+	if err != nil {
+		rd.Err = err
+		return rd
+	}
+	for _, req := range reqs {
+		fetched := time.Now()
+		p, err := r.Client.GetProject(ctx, req.Namespace, req.Project)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			fail(req.Namespace+"/"+req.Project, err)
+			break // dist-git is failing: the requests wait for the next round
+		}
+		var a Access // a project gone from dist-git: nobody maintains it
+		if err == nil {
+			a = p.maintainers()
+		}
+		if err := r.Store.ApplyProject(ctx, req, a.Users, a.Groups, fetched); err != nil {
+			rd.Err = err
+			return rd
+		}
+		rd.Projects++
+	}
+	rd.PendingRequested = len(reqs) == requestBatch && rd.Err == nil
+
+	retry := r.Retry
+	if retry <= 0 {
+		retry = defaultRetry
+	}
+	due, err := r.Store.DuePrincipals(ctx, started.Add(-r.Every), started.Add(-retry), principalBatch)
+	if err != nil {
+		rd.Err = err
+		return rd
+	}
+	for _, p := range due {
+		readAt := time.Now()
+		var ps []Project
+		if p.Kind == "group" {
+			ps, err = r.Client.GroupProjects(ctx, p.Name)
+			if errors.Is(err, ErrNotFound) {
+				ps, err = nil, nil // no such group in dist-git: it maintains nothing
+			}
+		} else {
+			ps, err = r.Client.UserProjects(ctx, p.Name)
+		}
+		if err != nil {
+			rd.Failed++
+			fail(p.Kind+" "+p.Name, err)
+			if e := r.Store.PrincipalFailed(ctx, p.Kind, p.Name, err.Error()); e != nil {
+				rd.Err = e
+				return rd
+			}
+			continue
+		}
+		if err := r.Store.ApplyPrincipal(ctx, p.Kind, p.Name, accessRows(ps, p), readAt); err != nil {
+			rd.Err = err
+			return rd
+		}
+		rd.Fetched++
+	}
+	rd.MorePrincipals = len(due) == principalBatch
+	if rd.Fetched+rd.Failed+rd.Projects > 0 || lastErr != "" {
+		now := time.Now()
+		if err := r.Store.SetDistgitRun(ctx, started, &now, rd.Fetched+rd.Projects, rd.Failed, lastErr); err != nil {
+			r.Log.Warn("record dist-git refresh", "err", err)
+		}
+		r.Log.Debug("dist-git round", "added", rd.Added, "removed", rd.Removed, "projects", rd.Projects,
+			"fetched", rd.Fetched, "failed", rd.Failed)
+	}
+	return rd
+}
+
+// accessRows turns a principal's projects into its rows, with its role.
+func accessRows(ps []Project, p store.Principal) []store.AccessRow {
+	var rows []store.AccessRow
+	for _, pr := range ps {
+		a := pr.maintainers()
+		role := a.Users[p.Name]
+		if p.Kind == "group" {
+			role = a.Groups[p.Name]
+		}
+		if role != "" {
+			rows = append(rows, store.AccessRow{Namespace: pr.Namespace, Project: pr.Name, Role: role})
+		}
+	}
+	return rows
+}
