@@ -66,22 +66,14 @@ const (
 // Run refreshes until ctx ends.
 func (r *Refresher) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
-		lost, release, err := r.Store.HoldLock(ctx, store.LockDistgit, 5*time.Second)
+		err := r.lead(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			r.Log.Warn("dist-git refresher: taking the lock failed", "err", err)
-			sleep(ctx, 5*time.Second)
-			continue
+			r.Log.Warn("dist-git refresher: retrying", "err", err)
 		}
-		r.Log.Info("dist-git refresher running", "url", r.Client.BaseURL, "every", r.Every)
-		err = r.lead(ctx, lost)
-		release()
-		if ctx.Err() == nil {
-			r.Log.Warn("dist-git refresher lost its lock or connection; retrying", "err", err)
-			sleep(ctx, time.Second)
-		}
+		sleep(ctx, 5*time.Second)
 	}
 	return nil
 }
@@ -95,78 +87,72 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// lead runs rounds while this process holds the lock.
-func (r *Refresher) lead(ctx context.Context, lost <-chan struct{}) error {
+// lead takes the lock and runs rounds while it holds it. One connection
+// of its own holds the session lock and listens on fmn_distgit (a bus
+// request) and fmn_rules (rules, memberships, its own writes): the pool
+// is shared with long-lived listeners and bots, so the refresher keeps
+// only this one. Losing the connection loses the lock; lead returns and
+// another process (or this one, later) takes over. It returns nil, having
+// done nothing, while another process holds the lock.
+func (r *Refresher) lead(ctx context.Context) error {
+	conn, err := r.Store.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err)
+	}
+	// The connection leaves the pool: it holds the lock and listens, and
+	// is closed (releasing both) when lead returns.
+	pc := conn.Hijack()
+	defer pc.Close(context.WithoutCancel(ctx))
+	var mine bool
+	if err := pc.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, store.LockDistgit).Scan(&mine); err != nil {
+		return fmt.Errorf("take the refresher's lock: %w", err)
+	}
+	if !mine {
+		return nil
+	}
+	for _, ch := range []string{"fmn_distgit", "fmn_rules"} {
+		if _, err := pc.Exec(ctx, "LISTEN "+ch); err != nil {
+			return fmt.Errorf("listen on %s: %w", ch, err)
+		}
+	}
+	r.Log.Info("dist-git refresher running", "url", r.Client.BaseURL, "every", r.Every)
 	poll := r.Poll
 	if poll <= 0 {
 		poll = defaultPoll
-	}
-	lctx, stopListening := context.WithCancel(ctx)
-	defer stopListening()
-	wake, err := r.listen(lctx)
-	if err != nil {
-		return err
 	}
 	for {
 		round := r.round(ctx)
 		if r.Rounds != nil {
 			r.Rounds(round)
 		}
-		if ctx.Err() != nil {
-			return nil
-		}
 		next := poll
 		if round.MorePrincipals || round.PendingRequested {
 			next = minGap
 		}
-		t := time.NewTimer(next)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		// Wait for a notification or the poll; the wait also checks the
+		// connection, and with it the lock.
+		wctx, cancel := context.WithTimeout(ctx, next)
+		_, err := pc.WaitForNotification(wctx)
+		cancel()
+		if ctx.Err() != nil {
 			return nil
-		case <-lost:
-			t.Stop()
-			return errors.New("lock lost")
-		case <-wake:
-			t.Stop()
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("lost the refresher's connection: %w", err)
+		}
+		if err == nil {
+			// A burst of notifications makes one round.
 			sleep(ctx, minGap)
-		case <-t.C:
-		}
-	}
-}
-
-// listen wakes the refresher on fmn_distgit (a bus request) and fmn_rules
-// (rules, memberships and its own writes), from a connection of its own.
-func (r *Refresher) listen(ctx context.Context) (<-chan struct{}, error) {
-	conn, err := r.Store.Pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("acquire connection to listen: %w", err)
-	}
-	for _, ch := range []string{"fmn_distgit", "fmn_rules"} {
-		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
-			conn.Release()
-			return nil, fmt.Errorf("listen on %s: %w", ch, err)
-		}
-	}
-	wake := make(chan struct{}, 1)
-	// The connection is closed when done, not returned: it still listens.
-	pc := conn.Hijack()
-	go func() {
-		defer pc.Close(context.WithoutCancel(ctx))
-		for {
-			if _, err := pc.WaitForNotification(ctx); err != nil {
-				if ctx.Err() == nil {
-					r.Log.Warn("dist-git refresher stopped listening", "err", err)
+			for {
+				dctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+				_, err := pc.WaitForNotification(dctx)
+				cancel()
+				if err != nil {
+					break
 				}
-				return
-			}
-			select {
-			case wake <- struct{}{}:
-			default:
 			}
 		}
-	}()
-	return wake, nil
+	}
 }
 
 // round does one round of work, and records it for /admin when it read

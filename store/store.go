@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -38,11 +39,22 @@ type Store struct {
 // many previews run at once per process, each on one core.
 const PreviewConns = 2
 
+// minPoolConns is the pool size unless the database URL sets one.
+const minPoolConns = 16
+
 // Open connects and pings, so that a wrong URL fails at start.
 func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	// pgxpool's default (four connections on a small machine) is too few
+	// for fmn: the rule follower, the live view's listener, the IRC and
+	// Matrix bots' locks and the dist-git refresher each keep one for
+	// good, and the ingester, the workers and the web need the rest. A
+	// pool_max_conns in the URL still decides.
+	if !strings.Contains(url, "pool_max_conns") && cfg.MaxConns < minPoolConns {
+		cfg.MaxConns = minPoolConns
 	}
 	pcfg := cfg.Copy()
 	pcfg.MaxConns, pcfg.MinConns = PreviewConns, 0
