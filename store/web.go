@@ -250,15 +250,24 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64) error {
 	return nil
 }
 
-// SeenValues returns values seen on the bus lately, for the rule editor's
-// pickers: distinct apps, packages and usernames of the newest messages.
-func (s *Store) SeenValues(ctx context.Context, recent, max int) (apps, packages, users []string, err error) {
-	err = s.Pool.QueryRow(ctx, `
-		WITH m AS (SELECT app, packages, usernames FROM messages ORDER BY id DESC LIMIT $1)
+// Seen is what the bus carried lately, for the rule editor's suggestions.
+type Seen struct {
+	Apps, Packages, Users, Containers, Modules, Flatpaks []string
+}
+
+// SeenValues returns the distinct apps, users and artifacts of the newest
+// recent messages, at most max of each, sorted.
+func (s *Store) SeenValues(ctx context.Context, recent, max int) (Seen, error) {
+	var v Seen
+	err := s.Pool.QueryRow(ctx, `
+		WITH m AS (SELECT app, packages, usernames, containers, modules, flatpaks FROM messages ORDER BY id DESC LIMIT $1)
 		SELECT
 			coalesce((SELECT array_agg(a ORDER BY a) FROM (SELECT DISTINCT app AS a FROM m WHERE app <> '' LIMIT $2) x), '{}'),
-			coalesce((SELECT array_agg(p ORDER BY p) FROM (SELECT DISTINCT unnest(packages) AS p FROM m LIMIT $2) x), '{}'),
-			coalesce((SELECT array_agg(u ORDER BY u) FROM (SELECT DISTINCT unnest(usernames) AS u FROM m LIMIT $2) x), '{}')`,
-		recent, max).Scan(&apps, &packages, &users)
-	return apps, packages, users, translate(err, "read values seen on the bus")
+			coalesce((SELECT array_agg(a ORDER BY a) FROM (SELECT DISTINCT unnest(packages) AS a FROM m LIMIT $2) x), '{}'),
+			coalesce((SELECT array_agg(a ORDER BY a) FROM (SELECT DISTINCT unnest(usernames) AS a FROM m LIMIT $2) x), '{}'),
+			coalesce((SELECT array_agg(a ORDER BY a) FROM (SELECT DISTINCT unnest(containers) AS a FROM m LIMIT $2) x), '{}'),
+			coalesce((SELECT array_agg(a ORDER BY a) FROM (SELECT DISTINCT unnest(modules) AS a FROM m LIMIT $2) x), '{}'),
+			coalesce((SELECT array_agg(a ORDER BY a) FROM (SELECT DISTINCT unnest(flatpaks) AS a FROM m LIMIT $2) x), '{}')`,
+		recent, max).Scan(&v.Apps, &v.Packages, &v.Users, &v.Containers, &v.Modules, &v.Flatpaks)
+	return v, translate(err, "read values seen on the bus")
 }

@@ -164,8 +164,20 @@ func describeTrack(r rules.Rule) string {
 			parts = append(parts, label+" "+strings.Join(vs, ", "))
 		}
 	}
+	if r.Track.Owned {
+		parts = append(parts, "what I maintain")
+	}
+	if r.Track.MyGroups {
+		parts = append(parts, "what my groups maintain")
+	}
+	add("what these people maintain:", r.Track.OwnedBy)
+	add("what these groups maintain:", r.Track.Groups)
+	add("what these people did:", r.Track.Agents)
 	add("users", r.Track.Users)
 	add("packages", r.Track.Packages)
+	add("containers", r.Track.Containers)
+	add("modules", r.Track.Modules)
+	add("flatpaks", r.Track.Flatpaks)
 	add("topics", r.Track.Topics)
 	add("apps", r.Track.Apps)
 	out := strings.Join(parts, "; ")
@@ -188,7 +200,8 @@ func describeTrack(r rules.Rule) string {
 // ruleForm is the editor's fields, as typed (lists comma-separated).
 type ruleForm struct {
 	Name, Users, Packages, Topics, Apps, AppsExclude, TopicsExclude string
-	Enabled, Mine, NotMyActions                                     bool
+	OwnedBy, Groups, Agents, Containers, Modules, Flatpaks          string
+	Enabled, Mine, NotMyActions, Owned, MyGroups                    bool
 	Destinations                                                    []int64
 }
 
@@ -201,6 +214,15 @@ type ruleEditorPage struct {
 	KnownApps    []string
 	Packages     []string
 	Users        []string
+	// Suggestions for the typed artifacts, from what the bus carried.
+	Containers, Modules, Flatpaks []string
+	// What the signed-in user maintains as stored (Maintained), whether
+	// dist-git was read for them yet, and their groups: the editor says
+	// "Packages I maintain (43)" with the list on demand.
+	Maintained        []store.Maintained
+	MaintainedFetched bool
+	MyGroups          []store.Membership
+	DistgitURL        string
 }
 
 func listText(vs []string) string { return strings.Join(vs, ", ") }
@@ -220,6 +242,9 @@ func formOf(rule rules.Rule) ruleForm {
 		Users: listText(rule.Track.Users), Packages: listText(rule.Track.Packages), Topics: listText(rule.Track.Topics),
 		Apps: listText(rule.Track.Apps), AppsExclude: listText(rule.Filters.AppsExclude),
 		TopicsExclude: listText(rule.Filters.TopicsExclude), Destinations: rule.Destinations,
+		Owned: rule.Track.Owned, MyGroups: rule.Track.MyGroups, OwnedBy: listText(rule.Track.OwnedBy),
+		Groups: listText(rule.Track.Groups), Agents: listText(rule.Track.Agents), Containers: listText(rule.Track.Containers),
+		Modules: listText(rule.Track.Modules), Flatpaks: listText(rule.Track.Flatpaks),
 	}
 }
 
@@ -229,12 +254,12 @@ func (s *Server) editorPage(r *http.Request, id int64, f ruleForm, errs map[stri
 	if err != nil {
 		return ruleEditorPage{}, err
 	}
-	apps, pkgs, users, err := s.Store.SeenValues(r.Context(), 5000, 500)
+	seen, err := s.Store.SeenValues(r.Context(), 5000, 500)
 	if err != nil {
 		return ruleEditorPage{}, err
 	}
 	known := meta.KnownApps()
-	for _, a := range apps {
+	for _, a := range seen.Apps {
 		if !slices.Contains(known, a) {
 			known = append(known, a)
 		}
@@ -244,8 +269,16 @@ func (s *Server) editorPage(r *http.Request, id int64, f ruleForm, errs map[stri
 	if id != 0 {
 		title = "Edit rule"
 	}
-	return ruleEditorPage{Page: s.base(r, title), ID: id, Form: f, Errors: errs, Destinations: ds,
-		KnownApps: known, Packages: pkgs, Users: users}, nil
+	data := ruleEditorPage{Page: s.base(r, title), ID: id, Form: f, Errors: errs, Destinations: ds,
+		KnownApps: known, Packages: seen.Packages, Users: seen.Users, DistgitURL: s.DistgitURL,
+		Containers: seen.Containers, Modules: seen.Modules, Flatpaks: seen.Flatpaks}
+	if data.Maintained, data.MaintainedFetched, err = s.Store.ListMaintained(r.Context(), "user", u.Name); err != nil {
+		return data, err
+	}
+	if data.MyGroups, err = s.Store.ListMemberships(r.Context(), u.Name); err != nil {
+		return data, err
+	}
+	return data, nil
 }
 
 func (s *Server) ruleEditor(w http.ResponseWriter, r *http.Request) error {
@@ -263,8 +296,9 @@ func (s *Server) ruleEditor(w http.ResponseWriter, r *http.Request) error {
 		}
 		f = formOf(rule)
 	} else if r.URL.Query().Get("preset") == "mine" {
-		// The packager's classic: everything about me, except what I did.
-		f = ruleForm{Name: "my packages", Enabled: true, Mine: true, NotMyActions: true}
+		// The packager's classic: everything about me and my packages,
+		// except what I did.
+		f = ruleForm{Name: "my packages", Enabled: true, Mine: true, Owned: true, NotMyActions: true}
 	}
 	if id == 0 {
 		// A new rule goes to every confirmed destination unless unticked.
@@ -310,6 +344,9 @@ func (s *Server) saveRuleForm(w http.ResponseWriter, r *http.Request) error {
 		Topics: pf.Get("track.topics"), Apps: pf.Get("track.apps"), AppsExclude: pf.Get("filters.apps_exclude"),
 		TopicsExclude: pf.Get("filters.topics_exclude"), Enabled: pf.Get("enabled") != "",
 		Mine: pf.Get("track.mine") != "", NotMyActions: pf.Get("filters.not_my_actions") != "",
+		Owned: pf.Get("track.owned") != "", MyGroups: pf.Get("track.my_groups") != "",
+		OwnedBy: pf.Get("track.owned_by"), Groups: pf.Get("track.groups"), Agents: pf.Get("track.agents"),
+		Containers: pf.Get("track.containers"), Modules: pf.Get("track.modules"), Flatpaks: pf.Get("track.flatpaks"),
 	}
 	for _, v := range pf["destinations"] {
 		d, err := strconv.ParseInt(v, 10, 64)
@@ -323,6 +360,9 @@ func (s *Server) saveRuleForm(w http.ResponseWriter, r *http.Request) error {
 	rule.Track.Topics, rule.Track.Apps = splitList(f.Topics), splitList(f.Apps)
 	rule.Filters.AppsExclude, rule.Filters.TopicsExclude = splitList(f.AppsExclude), splitList(f.TopicsExclude)
 	rule.Filters.NotMyActions = f.NotMyActions
+	rule.Track.Owned, rule.Track.MyGroups = f.Owned, f.MyGroups
+	rule.Track.OwnedBy, rule.Track.Groups, rule.Track.Agents = splitList(f.OwnedBy), splitList(f.Groups), splitList(f.Agents)
+	rule.Track.Containers, rule.Track.Modules, rule.Track.Flatpaks = splitList(f.Containers), splitList(f.Modules), splitList(f.Flatpaks)
 	rule.Destinations = nonNil(f.Destinations)
 	err := s.validRule(&rule)
 	if err == nil {

@@ -1,7 +1,8 @@
 // Progressive enhancement of the rule editor (the form works without it):
 //  - pickers: the comma-separated list inputs suggest values seen on the bus
 //    for the entry being typed, keeping the ones before it;
-//  - live preview: the rule as it stands is sent to
+//  - live preview (every kind of tracking entry, "packages I maintain"
+//    included: the server resolves them): the rule as it stands is sent to
 //    POST /api/v1/rules/preview, which answers {"count", "messages"}, and
 //    the box says how many messages of the last 7 days it would have
 //    matched, with the latest ones. If that endpoint is missing or refuses,
@@ -57,8 +58,12 @@
   }
   function body() {
     var track = {}, filters = {};
-    if (checked("track.mine")) { track.mine = true; }
-    [["users", "track.users"], ["packages", "track.packages"], ["topics", "track.topics"], ["apps", "track.apps"]].forEach(function (p) {
+    ["mine", "owned", "my_groups"].forEach(function (k) {
+      if (checked("track." + k)) { track[k] = true; }
+    });
+    [["users", "track.users"], ["packages", "track.packages"], ["topics", "track.topics"], ["apps", "track.apps"],
+     ["owned_by", "track.owned_by"], ["groups", "track.groups"], ["agents", "track.agents"],
+     ["containers", "track.containers"], ["modules", "track.modules"], ["flatpaks", "track.flatpaks"]].forEach(function (p) {
       var w = words(p[1]);
       if (w.length) { track[p[0]] = w; }
     });
