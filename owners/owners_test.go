@@ -339,3 +339,18 @@ func TestClientStaysOnItsInstance(t *testing.T) {
 		t.Fatalf("a next page elsewhere: %v", err)
 	}
 }
+
+// TestPinnedPrincipalIsRead: the rule editor's pin has a user read within
+// seconds, before any rule names them, and kept meanwhile.
+func TestPinnedPrincipalIsRead(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.pg.SetUser("rpms", "python-foo", "frank", "admin")
+	if err := h.st.PinPrincipal(h.ctx, "user", "frank"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("frank read", func() bool { return slices.Equal(h.maintained("user", "frank"), []string{"rpms/python-foo"}) })
+	if _, removed, err := h.st.SyncPrincipals(h.ctx); err != nil || removed != 0 {
+		t.Fatalf("a pinned principal was dropped: %d %v", removed, err)
+	}
+}

@@ -35,8 +35,10 @@ func (s *Store) SyncPrincipals(ctx context.Context) (added, removed int, err err
 			return translate(err, "add principals")
 		}
 		added = int(tag.RowsAffected())
+		// wanted_at in the future is a page's pin (PinPrincipal).
 		rows, err := tx.Query(ctx, `DELETE FROM distgit_principals p
 			WHERE NOT EXISTS (SELECT 1 FROM (`+wantedPrincipalsSQL+`) w WHERE w.kind = p.kind AND w.name = p.name)
+			  AND p.wanted_at < now()
 			RETURNING kind, name`)
 		if err != nil {
 			return translate(err, "drop principals")
@@ -55,6 +57,23 @@ func (s *Store) SyncPrincipals(ctx context.Context) (added, removed int, err err
 		return translate(err, "drop principals' projects")
 	})
 	return added, removed, err
+}
+
+// pinFor is how long a page's interest keeps a principal followed without
+// a rule: the rule editor shows "Packages I maintain (43)" before the rule
+// that follows them is saved.
+const pinFor = "1 hour"
+
+// PinPrincipal asks for a principal to be read soon and kept for a while
+// without a rule naming it (distgit_principals.wanted_at holds, for such
+// a pin, the time until which it is kept), and wakes the refresher.
+func (s *Store) PinPrincipal(ctx context.Context, kind, name string) error {
+	_, err := s.Pool.Exec(ctx, `WITH pin AS (
+			INSERT INTO distgit_principals (kind, name, wanted_at) VALUES ($1, $2, now() + $3::interval)
+			ON CONFLICT (kind, name) DO UPDATE SET wanted_at = greatest(distgit_principals.wanted_at, excluded.wanted_at)
+			RETURNING 1)
+		SELECT pg_notify('fmn_distgit', '') FROM pin`, kind, name, pinFor)
+	return translate(err, "pin principal")
 }
 
 // lockDistgitSync serialises SyncPrincipals ("fmn!" + 2).

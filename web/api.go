@@ -54,6 +54,41 @@ func (s *Server) getMe(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// maintained is GET /api/v1/me/maintained: what dist-git says the user
+// maintains, as stored, and their groups. fetched is false until dist-git
+// was read for them; asking makes that happen within seconds.
+func (s *Server) getMaintained(w http.ResponseWriter, r *http.Request) error {
+	u := userFrom(r.Context())
+	ms, fetched, err := s.Store.ListMaintained(r.Context(), "user", u.Name)
+	if err != nil {
+		return err
+	}
+	if !fetched {
+		if err := s.Store.PinPrincipal(r.Context(), "user", u.Name); err != nil {
+			return err
+		}
+	}
+	groups, err := s.Store.ListMemberships(r.Context(), u.Name)
+	if err != nil {
+		return err
+	}
+	type artifact struct {
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+		Role      string `json:"role"`
+	}
+	out := struct {
+		Fetched   bool               `json:"fetched"`
+		Artifacts []artifact         `json:"artifacts"`
+		Groups    []store.Membership `json:"groups"`
+	}{Fetched: fetched, Artifacts: []artifact{}, Groups: nonNil(groups)}
+	for _, m := range ms {
+		out.Artifacts = append(out.Artifacts, artifact{m.Namespace, m.Project, m.Role})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
 func (s *Server) listDestinations(w http.ResponseWriter, r *http.Request) error {
 	ds, err := s.Store.ListDestinations(r.Context(), userFrom(r.Context()).ID)
 	if err != nil {

@@ -181,6 +181,7 @@ func (s *Server) Handler() http.Handler {
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.requireToken)
 		r.Get("/me", s.api(s.getMe))
+		r.Get("/me/maintained", s.api(s.getMaintained))
 		r.Get("/destinations", s.api(s.listDestinations))
 		r.Post("/destinations", s.api(s.createDestination))
 		r.Patch("/destinations/{id}", s.api(s.patchDestination))

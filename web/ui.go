@@ -275,6 +275,13 @@ func (s *Server) editorPage(r *http.Request, id int64, f ruleForm, errs map[stri
 	if data.Maintained, data.MaintainedFetched, err = s.Store.ListMaintained(r.Context(), "user", u.Name); err != nil {
 		return data, err
 	}
+	if !data.MaintainedFetched {
+		// Read it now, so that "Packages I maintain" has its count in a
+		// few seconds (the editor's script asks again), rule or not.
+		if err := s.Store.PinPrincipal(r.Context(), "user", u.Name); err != nil {
+			return data, err
+		}
+	}
 	if data.MyGroups, err = s.Store.ListMemberships(r.Context(), u.Name); err != nil {
 		return data, err
 	}

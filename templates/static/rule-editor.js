@@ -43,6 +43,52 @@
     input.addEventListener("focus", function () { suggest(input); });
   });
 
+  // ---- packages I maintain ----
+  // Before dist-git was read for the user, the count is unknown; the page
+  // asked for it, and this fills the count and the list when it is there.
+  var resolved = document.getElementById("owned-resolved");
+  function showMaintained(data) {
+    var countEl = document.getElementById("owned-count");
+    if (countEl) { countEl.textContent = "(" + data.artifacts.length + ")"; }
+    resolved.textContent = "";
+    if (!data.artifacts.length) {
+      var p = document.createElement("p");
+      p.className = "muted small";
+      p.textContent = "dist-git lists no package you maintain as " + resolved.dataset.user + ". Is that your Fedora account name? You can change it in Settings.";
+      resolved.appendChild(p);
+      return;
+    }
+    var det = document.createElement("details");
+    det.id = "owned-list";
+    var sum = document.createElement("summary");
+    sum.textContent = "What dist-git says " + resolved.dataset.user + " maintains";
+    det.appendChild(sum);
+    var ul = document.createElement("ul");
+    ul.className = "chips";
+    data.artifacts.forEach(function (a) {
+      var li = document.createElement("li");
+      var chip = document.createElement("span");
+      chip.className = "chip";
+      chip.textContent = (a.namespace === "rpms" ? "" : a.namespace + "/") + a.name;
+      li.appendChild(chip);
+      ul.appendChild(li);
+    });
+    det.appendChild(ul);
+    resolved.appendChild(det);
+  }
+  if (resolved && resolved.dataset.fetched === "false") {
+    var tries = 0;
+    var poll = function () {
+      fetch("/api/v1/me/maintained", { credentials: "same-origin" }).then(function (resp) {
+        return resp.ok ? resp.json() : null;
+      }).then(function (data) {
+        if (data && data.fetched) { showMaintained(data); schedule(); return; }
+        if (++tries < 30) { setTimeout(poll, 2000); }
+      }).catch(function () {});
+    };
+    setTimeout(poll, 1000);
+  }
+
   // ---- preview ----
   var box = document.getElementById("preview");
   var count = document.getElementById("preview-count");
