@@ -180,7 +180,7 @@ func TestBrowserRuleEditorOwnership(t *testing.T) {
 		d.until("the container field shown", `document.getElementById("more-artifacts").open`))
 	d.shot("02-editor-kinds-1280")
 	d.step("save", chromedp.Click(chromedp.ID("save-rule")), d.h1("Rules"),
-		d.until("the rule in words", `document.body.textContent.includes("what I maintain") && document.body.textContent.includes("what these groups maintain: python-sig")`))
+		d.until("the rule in words", `document.readyState === "complete" && document.body.textContent.includes("what I maintain") && document.body.textContent.includes("what these groups maintain: python-sig")`))
 	d.shot("03-rules-1280")
 
 	// A name where a pattern was typed is refused beside the field (the
@@ -188,7 +188,7 @@ func TestBrowserRuleEditorOwnership(t *testing.T) {
 	d.tolerate("status of 400")
 	d.step("a pattern in owned_by", chromedp.Navigate(s.base+"/rules/new"), d.h1("New rule"),
 		chromedp.SetValue(chromedp.ID("name"), "x"), chromedp.SetValue(chromedp.CSS(`[id="track.owned_by"]`), "bo*"),
-		chromedp.Click(chromedp.ID("save-rule")), d.until("the error beside the field", `!!document.getElementById("track.owned_by-error")`))
+		chromedp.Click(chromedp.ID("save-rule")), d.until("the error beside the field", `document.readyState === "complete" && !!document.getElementById("track.owned_by-error")`))
 	d.shot("04-editor-error-1280")
 
 	d.step("phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(s.base+"/rules/new?preset=mine"), d.h1("New rule"),
