@@ -151,6 +151,15 @@ func DialAMQP(ctx context.Context, rawURL string, tlsConf *tls.Config, external 
 	props := amqp.NewConnectionProperties()
 	host, _ := os.Hostname()
 	props.SetClientConnectionName(fmt.Sprintf("%s on %s (pid %d)", name, host, os.Getpid()))
+	// A stop during the handshake (a broker that accepts and then says
+	// nothing) must not wait for its deadline: ctx ending closes the
+	// socket until the handshake is over.
+	var stopWatch func() bool
+	defer func() {
+		if stopWatch != nil {
+			stopWatch()
+		}
+	}()
 	cfg := amqp.Config{
 		Heartbeat:  10 * time.Second,
 		Properties: props,
@@ -160,6 +169,7 @@ func DialAMQP(ctx context.Context, rawURL string, tlsConf *tls.Config, external 
 			if err != nil {
 				return nil, err
 			}
+			stopWatch = context.AfterFunc(ctx, func() { c.Close() })
 			return c, c.SetDeadline(time.Now().Add(handshake))
 		},
 	}
@@ -233,7 +243,9 @@ func (s *AMQPSource) session(ctx context.Context, ep string, out chan<- Received
 	// Buffered: the library sends one error and closes; an unread,
 	// unbuffered notification channel would block its shutdown forever.
 	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
-	defer conn.CloseDeadline(time.Now().Add(5 * time.Second))
+	// A broker that does not answer the close is not waited for long: the
+	// shutdown has a budget (and the socket closes regardless).
+	defer func() { conn.CloseDeadline(time.Now().Add(time.Second)) }()
 	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("open channel: %w", err)

@@ -478,3 +478,34 @@ func TestAMQPAndZeroMQTogether(t *testing.T) {
 	stopSrc()
 	<-done
 }
+
+// A stop while a broker accepts the connection and then says nothing (the
+// AMQP handshake hangs) is not held up by the 15 s handshake deadline.
+func TestAMQPStopDuringHandshake(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c // held open, silent
+		}
+	}()
+	src := &AMQPSource{URL: "amqp://u:p@" + ln.Addr().String() + "/", Queue: "q", Metrics: metrics.New(), Log: quiet}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); src.Run(ctx, make(chan Received)) }()
+	c := <-accepted
+	defer c.Close()
+	cancel()
+	stopped := time.Now()
+	defer func() { t.Logf("stopped %v after the cancel", time.Since(stopped)) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still waiting for the handshake 5 s after the stop")
+	}
+}
