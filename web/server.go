@@ -177,6 +177,7 @@ func (s *Server) Handler() http.Handler {
 		})
 	})
 	s.pushRoutes(r)
+	r.Get("/api/v1/openapi.json", s.openAPI)
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.requireToken)
