@@ -196,14 +196,16 @@ func start(dir string, opts Options) (*Node, error) {
 		if n.TLSPort, err = freePort(); err != nil {
 			return nil, err
 		}
-		if err := n.makeCerts(); err != nil {
+		certs, err := WriteCerts(dir)
+		if err != nil {
 			return nil, err
 		}
+		n.CACert, n.ClientCert, n.ClientKey = certs.CA, certs.ClientCert, certs.ClientKey
 		conf = append(conf,
 			fmt.Sprintf("listeners.ssl.default = 127.0.0.1:%d", n.TLSPort),
 			"ssl_options.cacertfile = "+n.CACert,
-			"ssl_options.certfile = "+filepath.Join(dir, "server.pem"),
-			"ssl_options.keyfile = "+filepath.Join(dir, "server-key.pem"),
+			"ssl_options.certfile = "+certs.Server,
+			"ssl_options.keyfile = "+certs.ServerKey,
 			"ssl_options.verify = verify_peer",
 			"ssl_options.fail_if_no_peer_cert = false",
 			"auth_mechanisms.1 = PLAIN",
@@ -376,9 +378,22 @@ func (n *Node) stopEPMD() {
 	}
 }
 
-// makeCerts writes a CA, a server certificate for 127.0.0.1 and localhost,
-// and a client certificate whose common name is User.
-func (n *Node) makeCerts() error {
+// Certs are PEM files WriteCerts made.
+type Certs struct {
+	CA                    string // the CA that signed the others
+	Server, ServerKey     string // for 127.0.0.1 and localhost
+	ClientCert, ClientKey string // common name User
+}
+
+// WriteCerts writes, into dir, a CA, a server certificate for 127.0.0.1
+// and localhost, and a client certificate whose common name is User.
+func WriteCerts(dir string) (Certs, error) {
+	var c Certs
+	err := c.write(dir)
+	return c, err
+}
+
+func (c *Certs) write(dir string) error {
 	key := func() *ecdsa.PrivateKey {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -398,7 +413,7 @@ func (n *Node) makeCerts() error {
 	}
 	ca, _ := x509.ParseCertificate(caDER)
 	write := func(name string, der []byte, k *ecdsa.PrivateKey) (string, string, error) {
-		cert := filepath.Join(n.Dir, name+".pem")
+		cert := filepath.Join(dir, name+".pem")
 		if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 			return "", "", err
 		}
@@ -409,10 +424,10 @@ func (n *Node) makeCerts() error {
 		if err != nil {
 			return "", "", err
 		}
-		keyPath := filepath.Join(n.Dir, name+"-key.pem")
+		keyPath := filepath.Join(dir, name+"-key.pem")
 		return cert, keyPath, os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600)
 	}
-	if n.CACert, _, err = write("ca", caDER, nil); err != nil {
+	if c.CA, _, err = write("ca", caDER, nil); err != nil {
 		return err
 	}
 	leaf := func(name string, tmpl *x509.Certificate) (string, string, error) {
@@ -425,12 +440,12 @@ func (n *Node) makeCerts() error {
 		}
 		return write(name, der, k)
 	}
-	if _, _, err := leaf("server", &x509.Certificate{Subject: pkix.Name{CommonName: "localhost"},
+	if c.Server, c.ServerKey, err = leaf("server", &x509.Certificate{Subject: pkix.Name{CommonName: "localhost"},
 		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 		return err
 	}
-	n.ClientCert, n.ClientKey, err = leaf("client", &x509.Certificate{Subject: pkix.Name{CommonName: User},
+	c.ClientCert, c.ClientKey, err = leaf("client", &x509.Certificate{Subject: pkix.Name{CommonName: User},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	return err
 }
