@@ -97,8 +97,8 @@ const (
 	StatusSending Status = "sending"
 	StatusSent    Status = "sent"
 	StatusFailed  Status = "failed"
-	// StatusDead: given up, with the reason (a permanent failure, a
-	// disabled or muted destination, attempts exhausted).
+	// StatusDead: given up, with the reason (a permanent failure,
+	// attempts exhausted, a deleted destination).
 	StatusDead Status = "dead"
 	// StatusUnknown: a send began and its outcome was never heard (the
 	// worker was killed, or the connection broke as the server answered).
@@ -107,8 +107,10 @@ const (
 	// StatusRecorded: kept in the history only, no destination could
 	// receive it; no worker ever delivers it.
 	StatusRecorded Status = "recorded"
-	// StatusSkipped: deliberately not sent (matched while its destination
-	// was muted): not a failure, and not shown as one.
+	// StatusSkipped: deliberately not sent, by the owner's choice (matched
+	// while its destination was muted or turned off, or in quiet hours on a
+	// channel that cannot hold it for later): not a failure, and not shown
+	// as one.
 	StatusSkipped Status = "skipped"
 )
 

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -103,4 +104,11 @@ func Headline(m fmn.Message) (app, summary, link string) {
 		link = ""
 	}
 	return Clean(m.App), summary, link
+}
+
+// WhyURL is the page that tells a notification's owner why it was made
+// (which rule, which of its entries) and how to stop more like it; every
+// channel's message links to it.
+func WhyURL(baseURL string, notificationID int64) string {
+	return baseURL + "/notifications/" + strconv.FormatInt(notificationID, 10)
 }

@@ -46,6 +46,9 @@ const (
 	HoldDigest          // the destination's policy collects digests
 	HoldQuiet           // the owner's quiet hours: wait for them to end
 	Drop                // never: the reason says why
+	// Skip: not sent, by the owner's own choice (the destination is muted
+	// or turned off): recorded 'skipped', which is no failure.
+	Skip
 )
 
 // Decide says whether d may receive a notification now: the owner's latest
@@ -57,11 +60,11 @@ func Decide(d fmn.Destination, quiet fmn.Quiet, now time.Time) (Decision, string
 	case !d.Confirmed:
 		return Drop, "destination not confirmed"
 	case !d.Enabled:
-		return Drop, "destination disabled"
+		return Skip, "destination disabled"
 	case d.FailingReason != "":
 		return Drop, "destination failing: " + d.FailingReason
 	case d.MutedUntil != nil && now.Before(*d.MutedUntil):
-		return Drop, "destination muted until " + d.MutedUntil.UTC().Format(time.RFC3339)
+		return Skip, "destination muted until " + d.MutedUntil.UTC().Format(time.RFC3339)
 	case quiet.Active(now):
 		return HoldQuiet, "quiet hours"
 	case fmn.PolicyOf(d.Delivery).Digest():
@@ -166,8 +169,12 @@ func (dl *Deliverer) notify(ctx context.Context, job *rivertype.JobRow, id int64
 		dec, reason := Decide(d, quiet, now)
 		holder, _ := r.Channel.(Digester)
 		switch {
-		case dec == Drop || dec == HoldQuiet && holder == nil:
+		case dec == Drop:
 			return dl.Store.FinishNotification(ctx, n.ID, fmn.StatusDead, reason)
+		case dec == Skip || dec == HoldQuiet && holder == nil:
+			// The owner's own choice (a mute, quiet hours on a channel
+			// that cannot hold), not a failure.
+			return dl.Store.FinishNotification(ctx, n.ID, fmn.StatusSkipped, reason)
 		case dec != Send && holder != nil:
 			return holder.Hold(ctx, d, n, fmn.PolicyOf(d.Delivery), quiet)
 		case r.Stale > 0 && now.Sub(n.CreatedAt) > r.Stale:

@@ -201,7 +201,7 @@ func TestIRCAndPush(t *testing.T) {
 		var ns []note
 		s.call("GET", "/api/v1/notifications?limit=5", nil, &ns)
 		for _, n := range ns {
-			if n.DestinationID == dIRC.ID && strings.Contains(n.Message.Summary, "stopcheck") && n.Status != "dead" {
+			if n.DestinationID == dIRC.ID && strings.Contains(n.Message.Summary, "stopcheck") && n.Status != "skipped" {
 				return false
 			}
 		}

@@ -64,7 +64,7 @@ func TestServiceWorkerShowsPush(t *testing.T) {
 		}
 	}
 	type shown struct {
-		Title, Body, Link, Tag string
+		Title, Body, Link, Tag, Why string
 	}
 	notifications := func(n int) []shown {
 		t.Helper()
@@ -72,7 +72,8 @@ func TestServiceWorkerShowsPush(t *testing.T) {
 		for {
 			got, err := chromedp.Run(ctx, chromedp.Evaluate[[]shown](`navigator.serviceWorker.ready
 				.then(r => r.getNotifications())
-				.then(ns => ns.map(n => ({Title: n.title, Body: n.body, Link: (n.data || {}).link || "", Tag: n.tag})))`,
+				.then(ns => ns.map(n => ({Title: n.title, Body: n.body, Link: (n.data || {}).link || "", Tag: n.tag,
+					Why: (n.actions || []).some(a => a.action === "why") ? (n.data || {}).why || "" : ""})))`,
 				chromedp.EvalAwaitPromise))
 			if err != nil {
 				t.Fatal(err)
@@ -86,9 +87,10 @@ func TestServiceWorkerShowsPush(t *testing.T) {
 			time.Sleep(50 * time.Millisecond) // polling the browser with a deadline
 		}
 	}
-	push(`{"title":"bodhi","body":"alice commented on FEDORA-2026-1","link":"https://bodhi.fedoraproject.org/updates/FEDORA-2026-1","app":"bodhi","tag":"fmn-1"}`)
+	push(`{"title":"bodhi","body":"alice commented on FEDORA-2026-1","link":"https://bodhi.fedoraproject.org/updates/FEDORA-2026-1","app":"bodhi","tag":"fmn-1","why":"` + s.base + `/notifications/1"}`)
 	got := notifications(1)
-	if want := (shown{"bodhi", "alice commented on FEDORA-2026-1", "https://bodhi.fedoraproject.org/updates/FEDORA-2026-1", "fmn-1"}); got[0] != want {
+	// The "why" page is offered as the notification's action.
+	if want := (shown{"bodhi", "alice commented on FEDORA-2026-1", "https://bodhi.fedoraproject.org/updates/FEDORA-2026-1", "fmn-1", s.base + "/notifications/1"}); got[0] != want {
 		t.Fatalf("shown %+v, want %+v", got[0], want)
 	}
 	push(`{"title":"x","body":"y","link":"javascript:alert(1)","tag":"fmn-2"}`)

@@ -99,19 +99,38 @@ func notificationStatus(n fmn.Notification, z *time.Location) statusView {
 		return statusView{Class: "warn", Text: "will be retried", Detail: n.Error}
 	case "unknown":
 		return statusView{Class: "warn", Text: "may not have arrived", Detail: n.Error}
-	case "skipped":
-		return statusView{Class: "calm", Text: "skipped", Detail: n.Error}
-	case "dead":
-		if rest, ok := strings.CutPrefix(n.Error, mutedPrefix); ok {
-			v := statusView{Class: "calm", Text: "skipped: muted"}
-			if t, err := time.Parse(time.RFC3339, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), "until"))); err == nil {
-				v.Detail = "the destination was muted until " + at(z, t)
-			}
+	case "skipped", "dead":
+		if v, ok := skippedStatus(n.Error, z); ok {
 			return v
+		}
+		if n.Status == "skipped" {
+			return statusView{Class: "calm", Text: "skipped", Detail: n.Error}
 		}
 		return statusView{Class: "bad", Text: "not sent", Detail: n.Error}
 	}
 	return statusView{Class: "waiting", Text: string(n.Status), Detail: n.Error}
+}
+
+// skippedStatus reads the reasons the delivery path gives for not sending
+// by the owner's own choice; older notifications dropped while muted were
+// recorded 'dead' with the same reason and read the same.
+func skippedStatus(reason string, z *time.Location) (statusView, bool) {
+	switch {
+	case strings.HasPrefix(reason, mutedPrefix):
+		v := statusView{Class: "calm", Text: "skipped: muted"}
+		rest := strings.TrimSpace(strings.TrimPrefix(reason, mutedPrefix))
+		if t, err := time.Parse(time.RFC3339, strings.TrimSpace(strings.TrimPrefix(rest, "until"))); err == nil {
+			v.Detail = "the destination was muted until " + at(z, t)
+		}
+		return v, true
+	case reason == "destination disabled":
+		return statusView{Class: "calm", Text: "skipped: destination turned off"}, true
+	case reason == "quiet hours":
+		return statusView{Class: "calm", Text: "skipped: quiet hours"}, true
+	case reason == "destination deleted":
+		return statusView{Class: "calm", Text: "not sent: destination deleted"}, true
+	}
+	return statusView{}, false
 }
 
 // hitText says which entry of a rule picked a message, in words.
@@ -130,6 +149,22 @@ func hitText(h *fmn.Hit) string {
 		return "it tracks topic " + h.Entry
 	case rules.HitApps:
 		return "it tracks app " + h.Entry
+	case rules.HitAgents:
+		return h.Entry + " did it (it tracks what " + h.Entry + " does)"
+	case rules.HitContainers:
+		return "it tracks container " + h.Entry
+	case rules.HitModules:
+		return "it tracks module " + h.Entry
+	case rules.HitFlatpaks:
+		return "it tracks flatpak " + h.Entry
+	case rules.HitOwned:
+		return "it is about something you maintain in dist-git"
+	case rules.HitOwnedBy:
+		return "it is about something " + h.Entry + " maintains in dist-git"
+	case rules.HitGroups:
+		return "it is about something the group " + h.Entry + " maintains in dist-git"
+	case rules.HitMyGroups:
+		return "it is about something your group " + h.Entry + " maintains in dist-git"
 	}
 	return strings.TrimSpace("it tracks " + h.Field + " " + h.Entry)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"fmn"
 	"fmn/rules"
 	"fmn/rules/meta"
 	"fmn/store"
@@ -160,5 +161,68 @@ func TestNotificationPage(t *testing.T) {
 	other := s.signIn("ivy@example.org")
 	if resp := s.get(other, fmt.Sprintf("/notifications/%d", nid)); resp.StatusCode != 404 {
 		t.Fatalf("another user's notification page: %d", resp.StatusCode)
+	}
+}
+
+// TestHistoryStatesInWords (issue 14, finding 7): a notification skipped
+// while its destination was muted reads as a calm "skipped: muted" with
+// the mute's end in the reader's time zone, never a red "dead" with a raw
+// UTC time; a real failure stays red.
+func TestHistoryStatesInWords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSite(t, AuthConfig{}, "")
+	c := s.signIn("rue@example.org")
+	uid, destID, ruleID := seed(t, s.st, "rue@example.org")
+	if err := s.st.UpdateUserSettings(ctx, uid, store.UserSettings{Timezone: "Europe/Paris"}); err != nil {
+		t.Fatal(err)
+	}
+	muted := storeMatch(t, s.st, "m1", kernelCommit, rules.Match{UserID: uid, RuleID: ruleID, DestinationID: destID})
+	if err := s.st.FinishNotification(ctx, muted, "skipped", "destination muted until 2026-06-01T10:00:00Z"); err != nil {
+		t.Fatal(err)
+	}
+	md := kernelCommit
+	md.Summary = "a second push"
+	failed := storeMatch(t, s.st, "m2", md, rules.Match{UserID: uid, RuleID: ruleID, DestinationID: destID})
+	if err := s.st.FinishNotification(ctx, failed, "dead", "550 mailbox unavailable"); err != nil {
+		t.Fatal(err)
+	}
+	home := body(t, s.get(c, "/"))
+	i := strings.Index(home, fmt.Sprintf(`data-id="%d"`, muted))
+	j := strings.Index(home, fmt.Sprintf(`data-id="%d"`, failed))
+	if i < 0 || j < 0 {
+		t.Fatalf("history lacks the notifications:\n%s", home)
+	}
+	mutedItem, failedItem := home[i:], home[j:i]
+	if !strings.Contains(mutedItem, `status-calm">skipped: muted</span>`) || strings.Contains(mutedItem, "status-bad") ||
+		strings.Contains(home, "2026-06-01T10:00:00Z") {
+		t.Fatalf("muted item:\n%s", mutedItem)
+	}
+	if !strings.Contains(failedItem, `status-bad">not sent</span>`) || !strings.Contains(failedItem, "550 mailbox unavailable") {
+		t.Fatalf("failed item:\n%s", failedItem)
+	}
+	page := body(t, s.get(c, fmt.Sprintf("/notifications/%d", muted)))
+	if !strings.Contains(page, "the destination was muted until 2026-06-01 12:00 CEST") {
+		t.Fatalf("notification page does not give the mute's end in the reader's zone:\n%s", page)
+	}
+}
+
+func TestHitText(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		hit  fmn.Hit
+		want string
+	}{
+		{fmn.Hit{Field: "mine"}, "it names you (“my activity”)"},
+		{fmn.Hit{Field: "packages", Entry: "python-*"}, "it tracks package python-*"},
+		{fmn.Hit{Field: "topics", Entry: "org.fedoraproject.*.bodhi.*"}, "it tracks topic org.fedoraproject.*.bodhi.*"},
+		{fmn.Hit{Field: "owned"}, "it is about something you maintain in dist-git"},
+		{fmn.Hit{Field: "my_groups", Entry: "python-sig"}, "it is about something your group python-sig maintains in dist-git"},
+		{fmn.Hit{Field: "agents", Entry: "carol"}, "carol did it (it tracks what carol does)"},
+		{fmn.Hit{Field: "future_kind", Entry: "x"}, "it tracks future_kind x"},
+	} {
+		if got := hitText(&c.hit); got != c.want {
+			t.Errorf("hitText(%+v) = %q, want %q", c.hit, got, c.want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/wneessen/go-mail"
 
 	"fmn"
+	"fmn/delivery"
 	"fmn/store"
 )
 
@@ -28,6 +29,7 @@ type notificationMail struct {
 	Summary      string // one line, never empty
 	RuleName     string
 	BaseURL      string
+	WhyURL       string // the page saying why this notification was made
 	RulesURL     string
 	SettingsURL  string
 	Unsubscribe  string
@@ -135,7 +137,7 @@ func (s *Channel) newMsg(env Envelope, subject, messageID string) (*mail.Msg, er
 func (s *Channel) notificationData(env Envelope, n fmn.Notification) notificationMail {
 	return notificationMail{
 		Message: n.Message, Summary: summaryOf(n.Message), RuleName: OneLine(n.RuleName, 100),
-		BaseURL: s.Settings.BaseURL, RulesURL: s.Settings.BaseURL + "/rules",
+		BaseURL: s.Settings.BaseURL, WhyURL: delivery.WhyURL(s.Settings.BaseURL, n.ID), RulesURL: s.Settings.BaseURL + "/rules",
 		SettingsURL: s.Settings.BaseURL + "/destinations", Unsubscribe: env.Unsubscribe,
 		PackagesLine: OneLine(strings.Join(n.Message.Packages, ", "), 300),
 	}

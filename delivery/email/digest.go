@@ -68,7 +68,7 @@ func (s *Channel) Flush(ctx context.Context, destID int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if dec, _ := delivery.Decide(d, quiet, now); dec == delivery.Drop || dec == delivery.HoldQuiet {
+	if dec, _ := delivery.Decide(d, quiet, now); dec == delivery.Drop || dec == delivery.Skip || dec == delivery.HoldQuiet {
 		return 0, nil
 	}
 	pol := fmn.PolicyOf(d.Delivery)
@@ -220,7 +220,7 @@ func (s *Channel) Due(ctx context.Context) ([]int64, error) {
 		if err != nil {
 			return nil, err
 		}
-		if dec, _ := delivery.Decide(d, quiet, now); dec == delivery.Drop || dec == delivery.HoldQuiet {
+		if dec, _ := delivery.Decide(d, quiet, now); dec == delivery.Drop || dec == delivery.Skip || dec == delivery.HoldQuiet {
 			continue
 		}
 		pol := fmn.PolicyOf(d.Delivery)

@@ -228,8 +228,8 @@ func TestMutedDropsMail(t *testing.T) {
 	if err := f.work(w, id, 1); err != nil {
 		t.Fatal(err)
 	}
-	if s, reason, _ := f.status(id); s != "dead" || !strings.Contains(reason, "muted") {
-		t.Errorf("status %q (%s), want dead: muted", s, reason)
+	if s, reason, _ := f.status(id); s != "skipped" || !strings.Contains(reason, "muted") {
+		t.Errorf("status %q (%s), want skipped: muted", s, reason)
 	}
 	if n := len(f.smtp.Messages()); n != 0 {
 		t.Errorf("server got %d mails, want none", n)

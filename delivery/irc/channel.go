@@ -41,7 +41,7 @@ func (c *Channel) Route() delivery.Route {
 // when the bot's writer takes the line to the connection.
 func (c *Channel) Send(ctx context.Context, d fmn.Destination, n fmn.Notification, claim delivery.Claim) error {
 	app, summary, link := delivery.Headline(n.Message)
-	line := NotificationLine(app, summary, link, TextBudget(c.Bot.Nick(), d.Address))
+	line := WithWhy(app, summary, link, delivery.WhyURL(c.Bot.Settings.BaseURL, n.ID), TextBudget(c.Bot.Nick(), d.Address))
 	return c.Bot.Deliver(ctx, d.Address, line, claim)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmn/delivery/deliverytest"
 	"fmn/delivery/irc"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -121,12 +122,12 @@ func TestIRCDelivery(t *testing.T) {
 	if strings.HasPrefix(got[0].Text, "[bodhi] evil") {
 		got[0], got[1] = got[1], got[0] // two jobs, no order between them
 	}
-	if got[0].Text != "[bodhi] kernel-6.1 pushed to stable — https://bodhi.fedoraproject.org/updates/FEDORA-2026-1" {
+	if got[0].Text != fmt.Sprintf("[bodhi] kernel-6.1 pushed to stable — https://bodhi.fedoraproject.org/updates/FEDORA-2026-1 (why: http://fmn.test/notifications/%d)", ids1[0]) {
 		t.Fatalf("first line %q", got[0].Text)
 	}
 	evil := got[1].Text
 	if strings.ContainsAny(evil, "\r\n\x00\x01\x03\x7f") || !strings.HasPrefix(evil, "[bodhi] evil PRIVMSG #ops :pwned red word") ||
-		!strings.HasSuffix(evil, "… — https://bodhi.fedoraproject.org/updates/FEDORA-2026-1") {
+		!strings.HasSuffix(evil, fmt.Sprintf("… — https://bodhi.fedoraproject.org/updates/FEDORA-2026-1 (why: http://fmn.test/notifications/%d)", ids2[0])) {
 		t.Fatalf("hostile summary sent as %q", evil)
 	}
 	// The line the recipient got, with the real prefix, is within 512 bytes.
@@ -188,7 +189,7 @@ func TestIRCDelivery(t *testing.T) {
 		t.Fatalf("muted_until after mute 2h: %v", d.MutedUntil)
 	}
 	muted := h.Notify(deliverytest.Bodhi("while muted"), h.Destination(da.ID))
-	if n := h.WaitStatus(muted[0], 10*time.Second, fmn.StatusDead); !strings.HasPrefix(n.Error, "destination muted until") {
+	if n := h.WaitStatus(muted[0], 10*time.Second, fmn.StatusSkipped); !strings.HasPrefix(n.Error, "destination muted until") {
 		t.Fatalf("muted notification: %+v", n)
 	}
 	if err := alice.Say(bot.Nick(), "unmute"); err != nil {
@@ -208,7 +209,7 @@ func TestIRCDelivery(t *testing.T) {
 	}
 	before = len(alice.PMs())
 	after := h.Notify(deliverytest.Bodhi("after stop"), h.Destination(da.ID))
-	if n := h.WaitStatus(after[0], 10*time.Second, fmn.StatusDead); n.Error != "destination disabled" {
+	if n := h.WaitStatus(after[0], 10*time.Second, fmn.StatusSkipped); n.Error != "destination disabled" {
 		t.Fatalf("notification after stop: %+v", n)
 	}
 	// The worker decided; a line it did send would be in alice's queue

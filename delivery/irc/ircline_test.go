@@ -142,3 +142,23 @@ func TestIRCConnectionSettings(t *testing.T) {
 		t.Error("http:// accepted as an IRC URL")
 	}
 }
+
+// TestWithWhy: a notification line ends with the page saying why it was
+// made, when the line has room for it; the rest of the line is cut first.
+func TestWithWhy(t *testing.T) {
+	t.Parallel()
+	why := "https://fmn.example.org/notifications/42"
+	link := "https://bodhi.fedoraproject.org/updates/FEDORA-2026-1"
+	if got := WithWhy("bodhi", "alice commented", link, why, 400); got != "[bodhi] alice commented — "+link+" (why: "+why+")" {
+		t.Fatalf("short line: %q", got)
+	}
+	long := strings.Repeat("word ", 200)
+	got := WithWhy("bodhi", long, link, why, 400)
+	if len(got) > 400 || !strings.HasSuffix(got, "… — "+link+" (why: "+why+")") {
+		t.Fatalf("long line (%d bytes): %q", len(got), got)
+	}
+	// No room: the notification itself matters more.
+	if got := WithWhy("bodhi", "alice commented", link, why, 150); strings.Contains(got, "why") || len(got) > 150 {
+		t.Fatalf("tight budget: %q", got)
+	}
+}

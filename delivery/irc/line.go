@@ -43,6 +43,20 @@ func NotificationLine(app, summary, link string, budget int) string {
 	return delivery.CutAtWord(head, budget-len(tail)) + tail
 }
 
+// minWithWhy is the least room the rest of a line keeps when the "why"
+// link is added: below it, the notification itself matters more.
+const minWithWhy = 160
+
+// WithWhy is NotificationLine followed by " (why: URL)", the page saying
+// why the notification was made, when the budget leaves room for both.
+func WithWhy(app, summary, link, why string, budget int) string {
+	tail := " (why: " + delivery.Clean(why) + ")"
+	if why == "" || budget-len(tail) < minWithWhy {
+		return NotificationLine(app, summary, link, budget)
+	}
+	return NotificationLine(app, summary, link, budget-len(tail)) + tail
+}
+
 // MoreLine is the one line that stands for a burst's rest.
 func MoreLine(n int, historyURL string) string {
 	return strconv.Itoa(n) + " more: " + historyURL

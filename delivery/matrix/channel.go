@@ -89,6 +89,9 @@ func NotificationMessage(n fmn.Notification, baseURL string) Message {
 		plain += " — " + link
 		rich += ` — <a href="` + html.EscapeString(link) + `">` + html.EscapeString(link) + `</a>`
 	}
+	why := delivery.WhyURL(baseURL, n.ID)
+	plain += " (why: " + why + ")"
+	rich += ` <small>(<a href="` + html.EscapeString(why) + `">why?</a>)</small>`
 	return Message{MsgType: "m.text", Body: plain, Format: "org.matrix.custom.html", FormattedBody: rich}
 }
 

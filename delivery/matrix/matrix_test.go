@@ -144,7 +144,8 @@ func TestMatrixDelivery(t *testing.T) {
 	}
 	for i := range 3 {
 		e := alice.waitFor(contains("matrix message " + strconv.Itoa(i)))
-		if !strings.HasPrefix(e.Body, "[bodhi] ") || !strings.Contains(e.FormattedBody, `<a href="https://bodhi.fedoraproject.org/updates/FEDORA-2026-1">`) {
+		if !strings.HasPrefix(e.Body, "[bodhi] ") || !strings.Contains(e.FormattedBody, `<a href="https://bodhi.fedoraproject.org/updates/FEDORA-2026-1">`) ||
+			!strings.Contains(e.Body, "(why: http://fmn.test/notifications/") || !strings.Contains(e.FormattedBody, `<a href="http://fmn.test/notifications/`) {
 			t.Fatalf("message %+v", e)
 		}
 	}
@@ -203,7 +204,7 @@ func TestMatrixDelivery(t *testing.T) {
 		t.Fatalf("after stop: %+v", d)
 	}
 	after := h.Notify(deliverytest.Bodhi("after stop"), h.Destination(da.ID))
-	if n := h.WaitStatus(after[0], 30*time.Second, fmn.StatusDead); !strings.Contains(n.Error, "disabled") {
+	if n := h.WaitStatus(after[0], 30*time.Second, fmn.StatusSkipped); !strings.Contains(n.Error, "disabled") {
 		t.Fatalf("after stop: %+v", n)
 	}
 }

@@ -51,6 +51,9 @@ type Payload struct {
 	App   string `json:"app,omitempty"`
 	Icon  string `json:"icon,omitempty"`
 	Tag   string `json:"tag,omitempty"`
+	// Why is the page saying why the notification was made (the service
+	// worker offers it as the notification's "Why?" action).
+	Why string `json:"why,omitempty"`
 }
 
 // Settings are the parts of the configuration push needs.
@@ -232,6 +235,7 @@ func NotificationPayload(n fmn.Notification, baseURL string) Payload {
 		App:   n.Message.App,
 		Icon:  baseURL + "/static/favicon.svg",
 		Tag:   "fmn-" + strconv.FormatInt(n.ID, 10),
+		Why:   delivery.WhyURL(baseURL, n.ID),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmn/delivery/deliverytest"
 	"fmn/delivery/push"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -67,6 +68,7 @@ func TestPushDelivery(t *testing.T) {
 	for _, p := range got {
 		if p.Payload["title"] != "bodhi" || p.Payload["link"] != "https://bodhi.fedoraproject.org/updates/FEDORA-2026-1" ||
 			p.Payload["app"] != "bodhi" || p.Payload["icon"] != "http://fmn.test/static/favicon.svg" ||
+			!strings.HasPrefix(fmt.Sprint(p.Payload["why"]), "http://fmn.test/notifications/") ||
 			p.TTL != 86400 || p.Urgency != "normal" {
 			t.Fatalf("push %+v", p)
 		}

@@ -1,6 +1,7 @@
 // fmn's service worker: shows the notifications fmn pushes (Web Push), even
 // when no fmn tab is open, and opens the notification's link on a click.
-// The payload is JSON: {title, body, link, app, icon, tag}.
+// The payload is JSON: {title, body, link, app, icon, tag, why}; "why" is
+// offered as the notification's action.
 'use strict';
 
 function safeLink(link) {
@@ -24,13 +25,15 @@ self.addEventListener('push', (event) => {
     body: data.body || '',
     icon: data.icon || '/static/favicon.svg',
     tag: data.tag || undefined,
-    data: { link: safeLink(data.link || '/') },
+    data: { link: safeLink(data.link || '/'), why: data.why ? safeLink(data.why) : '' },
+    actions: data.why ? [{ action: 'why', title: 'Why?' }] : [],
   }));
 });
 
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
-  const link = (event.notification.data && event.notification.data.link) || '/';
+  const d = event.notification.data || {};
+  const link = (event.action === 'why' && d.why) ? d.why : (d.link || '/');
   event.waitUntil(self.clients.openWindow(safeLink(link)));
 });
 
