@@ -31,7 +31,6 @@ func parsePages() (map[string]*template.Template, error) {
 		"status":    notificationStatus,
 		"join":      strings.Join,
 		"policy":    policyText,
-		"policyOf":  policyOf,
 		"args":      listFieldArgs,
 		"has":       slices.Contains[[]int64],
 		"kindLabel": kindLabel,

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -447,6 +446,9 @@ type destinationsPage struct {
 	Address      string
 	Errors       map[string]string
 	ErrorFor     int64 // the destination the errors are about; 0 = the add form
+	// Typed is the delivery form as submitted, shown again with its error.
+	Typed        *policyFields
+	EveryChoices []string
 	PushJS       bool
 	Notice       string
 	// Kinds the add form offers: the configured channels but push, which
@@ -462,6 +464,8 @@ type destinationCard struct {
 	Offer  []ruleChoice
 	// OfferOpen unfolds the offer: right after the destination was added.
 	OfferOpen bool
+	// Policy fills the delivery form.
+	Policy policyFields
 }
 
 // ruleChoice is one rule in an offer to send it to a destination. Rules
@@ -509,6 +513,7 @@ func (s *Server) renderDestinations(w http.ResponseWriter, r *http.Request, stat
 		return err
 	}
 	data.Page, data.Destinations, data.PushJS = s.base(r, "Destinations"), destinationCards(ds, rs), s.pushJS
+	data.EveryChoices = everyChoices
 	for _, k := range s.Channels {
 		if k != fmn.KindPush {
 			data.Kinds = append(data.Kinds, k)
@@ -521,6 +526,10 @@ func (s *Server) renderDestinations(w http.ResponseWriter, r *http.Request, stat
 	for i := range data.Destinations {
 		c := &data.Destinations[i]
 		c.OfferOpen = len(c.Offer) > 0 && (strconv.FormatInt(c.ID, 10) == q.Get("id") || data.ErrorFor == c.ID)
+		c.Policy = policyOf(c.Delivery)
+		if data.Typed != nil && data.ErrorFor == c.ID {
+			c.Policy = *data.Typed
+		}
 	}
 	switch q.Get("done") {
 	case "added":
@@ -630,50 +639,6 @@ func (s *Server) toggleDestination(w http.ResponseWriter, r *http.Request) error
 	return s.patchDestinationForm(w, r, store.DestinationPatch{Enabled: &on})
 }
 
-// policyForm builds the delivery policy object from the form ({"mode",
-// "every", "daily_at", "after"}) and lets the delivery package judge it, so
-// the page and the API accept the same policies.
-func (s *Server) policyForm(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	p := map[string]any{"mode": r.PostFormValue("mode")}
-	if p["mode"] == "digest" {
-		if v := strings.TrimSpace(r.PostFormValue("every")); v != "" {
-			p["every"] = v
-		}
-		if v := strings.TrimSpace(r.PostFormValue("daily_at")); v != "" {
-			p["daily_at"] = v
-		}
-		if v := strings.TrimSpace(r.PostFormValue("after")); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id,
-					Errors: map[string]string{"delivery": "“After” is a number of notifications, like 10."}})
-			}
-			p["after"] = n
-		}
-	}
-	raw, _ := json.Marshal(p)
-	norm, err := fmn.ParsePolicy(raw)
-	if err == nil {
-		_, err = s.Store.UpdateDestination(r.Context(), userFrom(r.Context()).ID, id, store.DestinationPatch{Delivery: norm})
-	}
-	if err != nil {
-		errs, err := fieldErrors(err)
-		if err != nil {
-			return err
-		}
-		for k, v := range errs {
-			delete(errs, k)
-			errs["delivery"] = v
-		}
-		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id, Errors: errs})
-	}
-	return s.redirect(w, r, fmt.Sprintf("/destinations?done=saved#destination-%d", id))
-}
-
 // muteForm mutes a destination for a while, or unmutes it.
 func (s *Server) muteForm(w http.ResponseWriter, r *http.Request) error {
 	var until *time.Time
@@ -768,46 +733,6 @@ func (s *Server) testSendForm(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("queue test message: %w", err)
 	}
 	return s.redirect(w, r, "/destinations?done=test")
-}
-
-// policyFields are a stored policy's values, to fill the policy form.
-type policyFields struct {
-	Mode    string `json:"mode"`
-	Every   string `json:"every"`
-	DailyAt string `json:"daily_at"`
-	After   int    `json:"after"`
-}
-
-func policyOf(raw json.RawMessage) policyFields {
-	var p policyFields
-	_ = json.Unmarshal(raw, &p) // a shape this page does not know shows as empty fields
-	return p
-}
-
-// policyText says a delivery policy in words.
-func policyText(raw json.RawMessage) string {
-	var p map[string]any
-	if json.Unmarshal(raw, &p) != nil {
-		return string(raw)
-	}
-	mode, _ := p["mode"].(string)
-	if mode == "immediate" || mode == "" {
-		return "at once"
-	}
-	var parts []string
-	if v, ok := p["every"]; ok {
-		parts = append(parts, fmt.Sprintf("every %v", v))
-	}
-	if v, ok := p["daily_at"]; ok {
-		parts = append(parts, fmt.Sprintf("daily at %v", v))
-	}
-	if v, ok := p["after"]; ok {
-		parts = append(parts, fmt.Sprintf("after %v notifications", v))
-	}
-	if len(parts) == 0 {
-		return mode
-	}
-	return mode + ": " + strings.Join(parts, ", ")
 }
 
 // ---- settings ----
