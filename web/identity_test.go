@@ -45,7 +45,7 @@ func TestFirstSignInChoosesName(t *testing.T) {
 		}
 	}
 	resp = s.chooseName(c, "johnd")
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/welcome/rule" {
 		t.Fatalf("choose johnd: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if b := body(t, s.get(c, "/settings")); !strings.Contains(b, `<strong id="user-name">johnd</strong>`) {

@@ -178,7 +178,8 @@ func (s *Server) chooseName(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.setCookie(w, signupCookie, "", -1)
 	s.startSession(w, sess)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	// A new account: offer a first rule (it is only an offer).
+	http.Redirect(w, r, "/welcome/rule", http.StatusSeeOther)
 	return nil
 }
 
@@ -312,7 +313,19 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.startSession(w, sess)
-	http.Redirect(w, r, localPath(parts[3]), http.StatusSeeOther)
+	next := localPath(parts[3])
+	if next == "/" {
+		// Landing on the start page with an empty account (a first
+		// sign-in): offer a first rule on the way.
+		offer, err := s.offerFirstRule(r, u.ID)
+		if err != nil {
+			return err
+		}
+		if offer {
+			next = "/welcome/rule"
+		}
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
 	return nil
 }
 

@@ -51,7 +51,7 @@ func parsePages() (map[string]*template.Template, error) {
 		pages[path.Base(n)] = t
 	}
 	for _, want := range []string{"home.html", "error.html", "confirm.html", "login.html", "rules.html", "rule.html",
-		"destinations.html", "settings.html", "admin.html", "welcome.html", "notification.html", "link.html", "ask.html"} {
+		"destinations.html", "settings.html", "admin.html", "welcome.html", "notification.html", "link.html", "ask.html", "firstrule.html"} {
 		if pages[want] == nil {
 			return nil, fmt.Errorf("page template %s is missing", want)
 		}

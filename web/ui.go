@@ -35,6 +35,9 @@ func (s *Server) userPages(r chi.Router) {
 
 	r.Get("/notifications/{id}", s.page(s.notificationPage))
 
+	r.Get("/welcome/rule", s.page(s.firstRuleOffer))
+	r.Post("/welcome/rule", s.page(s.acceptFirstRule))
+
 	r.Get("/destinations", s.page(s.destinationsPage))
 	r.Post("/destinations", s.page(s.addDestinationForm))
 	r.Post("/destinations/{id}/enabled", s.page(s.toggleDestination))
@@ -128,6 +131,8 @@ func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request) error {
 		data.Notice = "Saved."
 	case "deleted":
 		data.Notice = "Deleted."
+	case "first":
+		data.Notice = "Your first rule is on. Its notifications appear on the Notifications page as they come."
 	}
 	for _, rule := range rs {
 		row := ruleRow{Rule: rule, Tracks: describeTrack(rule)}
@@ -155,6 +160,9 @@ func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request) error {
 // describeTrack says in words what a rule follows, for the rules list.
 func describeTrack(r rules.Rule) string {
 	var parts []string
+	if r.Track.Owned {
+		parts = append(parts, "packages I maintain")
+	}
 	if r.Track.Mine {
 		parts = append(parts, "my activity")
 	}
