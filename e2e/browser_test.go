@@ -215,7 +215,10 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the name step suggests %q, want jane", v)
 	}
 	shot("03b-choose-name")
-	step("choose the name", chromedp.Click(chromedp.ID("choose-name")), h1Is("Your notifications"),
+	// A new account is offered a first rule; this walk writes its own.
+	step("choose the name", chromedp.Click(chromedp.ID("choose-name")), h1Is("Start with a rule?"))
+	shot("03c-first-rule-offer")
+	step("not now", chromedp.Click(chromedp.ID("first-rule-no")), h1Is("Your notifications"),
 		chromedp.WaitVisible(chromedp.ID("history-empty")))
 	if loc, _ := chromedp.Run(ctx, chromedp.Location()); loc != s.base+"/" {
 		t.Fatalf("after the sign-in link the browser is at %s", loc)

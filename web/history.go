@@ -88,7 +88,7 @@ const mutedPrefix = "destination muted"
 func notificationStatus(n fmn.Notification, z *time.Location) statusView {
 	switch n.Status {
 	case "recorded":
-		return statusView{Class: "calm", Text: "kept in your history", Detail: "its rule has no destination that can receive yet"}
+		return statusView{Class: "calm", Text: "kept in your history"}
 	case "pending":
 		return statusView{Class: "waiting", Text: "waiting to be sent"}
 	case "sending":
@@ -133,40 +133,41 @@ func skippedStatus(reason string, z *time.Location) (statusView, bool) {
 	return statusView{}, false
 }
 
-// hitText says which entry of a rule picked a message, in words.
+// hitText says which entry of a rule picked a message, as what the rule
+// follows: "package python-*", "what you maintain in dist-git".
 func hitText(h *fmn.Hit) string {
 	if h == nil {
 		return ""
 	}
 	switch h.Field {
 	case rules.HitMine:
-		return "it names you (“my activity”)"
+		return "your activity (messages naming you)"
 	case rules.HitUsers:
-		return "it tracks user " + h.Entry
+		return "user " + h.Entry
 	case rules.HitPackages:
-		return "it tracks package " + h.Entry
+		return "package " + h.Entry
 	case rules.HitTopics:
-		return "it tracks topic " + h.Entry
+		return "topic " + h.Entry
 	case rules.HitApps:
-		return "it tracks app " + h.Entry
+		return "app " + h.Entry
 	case rules.HitAgents:
-		return h.Entry + " did it (it tracks what " + h.Entry + " does)"
+		return "what " + h.Entry + " does"
 	case rules.HitContainers:
-		return "it tracks container " + h.Entry
+		return "container " + h.Entry
 	case rules.HitModules:
-		return "it tracks module " + h.Entry
+		return "module " + h.Entry
 	case rules.HitFlatpaks:
-		return "it tracks flatpak " + h.Entry
+		return "flatpak " + h.Entry
 	case rules.HitOwned:
-		return "it is about something you maintain in dist-git"
+		return "what you maintain in dist-git"
 	case rules.HitOwnedBy:
-		return "it is about something " + h.Entry + " maintains in dist-git"
+		return "what " + h.Entry + " maintains in dist-git"
 	case rules.HitGroups:
-		return "it is about something the group " + h.Entry + " maintains in dist-git"
+		return "what the group " + h.Entry + " maintains in dist-git"
 	case rules.HitMyGroups:
-		return "it is about something your group " + h.Entry + " maintains in dist-git"
+		return "what your group " + h.Entry + " maintains in dist-git"
 	}
-	return strings.TrimSpace("it tracks " + h.Field + " " + h.Entry)
+	return strings.TrimSpace(h.Field + " " + h.Entry)
 }
 
 type notificationPage struct {

@@ -133,7 +133,7 @@ func TestNotificationPage(t *testing.T) {
 	for _, want := range []string{
 		"Why you got this", "bob pushed to kernel", `href="https://src.example.org/rpms/kernel/c/1"`,
 		fmt.Sprintf(`href="/rules/%d" id="why-rule">“&lt;b&gt;rule&lt;/b&gt;”</a>`, ruleID),
-		`<strong id="why-hit">it tracks package kernel</strong>`, "To <strong>hal@example.org</strong>",
+		`it follows <strong id="why-hit">package kernel</strong>`, "To <strong>hal@example.org</strong>",
 		`id="rule-off"`, `id="mute-day"`,
 	} {
 		if !strings.Contains(page, want) {
@@ -213,13 +213,13 @@ func TestHitText(t *testing.T) {
 		hit  fmn.Hit
 		want string
 	}{
-		{fmn.Hit{Field: "mine"}, "it names you (“my activity”)"},
-		{fmn.Hit{Field: "packages", Entry: "python-*"}, "it tracks package python-*"},
-		{fmn.Hit{Field: "topics", Entry: "org.fedoraproject.*.bodhi.*"}, "it tracks topic org.fedoraproject.*.bodhi.*"},
-		{fmn.Hit{Field: "owned"}, "it is about something you maintain in dist-git"},
-		{fmn.Hit{Field: "my_groups", Entry: "python-sig"}, "it is about something your group python-sig maintains in dist-git"},
-		{fmn.Hit{Field: "agents", Entry: "carol"}, "carol did it (it tracks what carol does)"},
-		{fmn.Hit{Field: "future_kind", Entry: "x"}, "it tracks future_kind x"},
+		{fmn.Hit{Field: "mine"}, "your activity (messages naming you)"},
+		{fmn.Hit{Field: "packages", Entry: "python-*"}, "package python-*"},
+		{fmn.Hit{Field: "topics", Entry: "org.fedoraproject.*.bodhi.*"}, "topic org.fedoraproject.*.bodhi.*"},
+		{fmn.Hit{Field: "owned"}, "what you maintain in dist-git"},
+		{fmn.Hit{Field: "my_groups", Entry: "python-sig"}, "what your group python-sig maintains in dist-git"},
+		{fmn.Hit{Field: "agents", Entry: "carol"}, "what carol does"},
+		{fmn.Hit{Field: "future_kind", Entry: "x"}, "future_kind x"},
 	} {
 		if got := hitText(&c.hit); got != c.want {
 			t.Errorf("hitText(%+v) = %q, want %q", c.hit, got, c.want)
