@@ -8,14 +8,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/oauth2-proxy/mockoidc"
 
-	"fmn/consumer"
 	"fmn/delivery/email/smtptest"
 )
 
@@ -100,31 +98,8 @@ func mailLink(t *testing.T, srv *smtptest.Server, n int, re *regexp.Regexp) stri
 // page is saved as a screenshot.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
-	mailSrv := smtptest.Start(t)
-	busEP := fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
-	pub, err := consumer.NewPublisher(context.Background(), busEP, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	s := startService(t, "FMN_SMTP_URL="+mailSrv.URL(), "FMN_BUS_ENDPOINTS="+busEP, "FMN_ADMINS=jane@example.org")
-	eventually(t, 15*time.Second, "the service subscribed to the bus", func() bool {
-		return pub.WaitSubscribers(context.Background(), 100*time.Millisecond)
-	})
-	publish := func(summary string) {
-		t.Helper()
-		err := pub.Publish(map[string]any{
-			"topic": "org.fedoraproject.prod.git.receive",
-			"msg": map[string]any{"commit": map[string]any{
-				"branch": "rawhide", "email": "bob@example.org", "message": summary + "\n", "name": "Bob",
-				"repo": "kernel", "rev": "66abdea4014eb2f0745fc38f86e20c7d7009237e", "summary": summary, "username": "bob",
-				"stats": map[string]any{"files": map[string]any{}, "total": map[string]any{"deletions": 1, "files": 1, "insertions": 1, "lines": 2}},
-			}},
-		}, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, pub, mailSrv := startWithBus(t, "FMN_ADMINS=jane@example.org")
+	publish := func(summary string) { t.Helper(); publishKernelPush(t, pub, summary) }
 	// One kernel message before the rule exists, for the preview to find.
 	publish("Update to 6.12.1")
 
@@ -133,27 +108,7 @@ func TestBrowser(t *testing.T) {
 	// Every console error or uncaught exception is a failure (a CSP
 	// violation shows up here too), except the preview's probe while that
 	// endpoint is missing.
-	var consoleMu sync.Mutex
-	var consoleErrs []string
-	go func() {
-		for m, err := range chromedp.Console(ctx) {
-			if err != nil {
-				return
-			}
-			if (m.Type == "error" || m.IsException()) && !strings.Contains(m.URL+" "+m.String(), "/api/v1/rules/preview") {
-				consoleMu.Lock()
-				consoleErrs = append(consoleErrs, m.String())
-				consoleMu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		consoleMu.Lock()
-		defer consoleMu.Unlock()
-		if len(consoleErrs) > 0 {
-			t.Errorf("browser console errors:\n%s", strings.Join(consoleErrs, "\n"))
-		}
-	})
+	failOnConsoleErrors(t, ctx, func(where string) bool { return strings.Contains(where, "/api/v1/rules/preview") })
 	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)

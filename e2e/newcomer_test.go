@@ -28,17 +28,23 @@ type walk struct {
 
 func newWalk(t *testing.T) *walk {
 	w := &walk{t: t, ctx: newBrowser(t), dir: artifacts(t), width: 1280}
-	// Every console error or uncaught exception fails the walk (a CSP
-	// violation shows up there too), except the browser's note that a
-	// page answered 400: a refused form does, by design.
+	// A refused form answers 400, by design: the browser notes it.
+	failOnConsoleErrors(t, w.ctx, func(where string) bool { return strings.Contains(where, "status of 400 (Bad Request)") })
+	return w
+}
+
+// failOnConsoleErrors fails the test for every console error or uncaught
+// exception in the tab (a CSP violation shows up there too), except those
+// whose URL and text ignore accepts.
+func failOnConsoleErrors(t *testing.T, ctx context.Context, ignore func(where string) bool) {
 	var mu sync.Mutex
 	var errs []string
 	go func() {
-		for m, err := range chromedp.Console(w.ctx) {
+		for m, err := range chromedp.Console(ctx) {
 			if err != nil {
 				return
 			}
-			if (m.Type == "error" || m.IsException()) && !strings.Contains(m.String(), "status of 400 (Bad Request)") {
+			if (m.Type == "error" || m.IsException()) && !ignore(m.URL+" "+m.String()) {
 				mu.Lock()
 				errs = append(errs, m.String())
 				mu.Unlock()
@@ -52,7 +58,6 @@ func newWalk(t *testing.T) *walk {
 			t.Errorf("browser console errors:\n%s", strings.Join(errs, "\n"))
 		}
 	})
-	return w
 }
 
 func (w *walk) step(what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -120,8 +125,42 @@ func eval[T any](w *walk, expr string) T {
 	return v
 }
 
-// headerRows is how many rows of text the page header takes: its height
-// over one row's (the brand's line).
+// startWithBus starts the service with an SMTP server and a bus publisher
+// of the test's own, and waits until the service subscribes.
+func startWithBus(t *testing.T, env ...string) (*service, *consumer.Publisher, *smtptest.Server) {
+	t.Helper()
+	mailSrv := smtptest.Start(t)
+	busEP := fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
+	pub, err := consumer.NewPublisher(context.Background(), busEP, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	s := startService(t, append([]string{"FMN_SMTP_URL=" + mailSrv.URL(), "FMN_BUS_ENDPOINTS=" + busEP}, env...)...)
+	eventually(t, 15*time.Second, "the service subscribed to the bus", func() bool {
+		return pub.WaitSubscribers(context.Background(), 100*time.Millisecond)
+	})
+	return s, pub, mailSrv
+}
+
+// publishKernelPush publishes bob's push to rpms/kernel with the summary.
+func publishKernelPush(t *testing.T, pub *consumer.Publisher, summary string) {
+	t.Helper()
+	err := pub.Publish(map[string]any{
+		"topic": "org.fedoraproject.prod.git.receive",
+		"msg": map[string]any{"commit": map[string]any{
+			"branch": "rawhide", "email": "bob@example.org", "message": summary + "\n", "name": "Bob",
+			"repo": "kernel", "rev": "66abdea4014eb2f0745fc38f86e20c7d7009237e", "summary": summary, "username": "bob",
+			"stats": map[string]any{"files": map[string]any{}, "total": map[string]any{"deletions": 1, "files": 1, "insertions": 1, "lines": 2}},
+		}},
+	}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// headerOneRow holds when the page header is one row high (a wrapped menu
+// doubles it).
 const headerOneRow = `(() => { const h = document.querySelector("header").getBoundingClientRect().height;
 	return h < 64; })()`
 
@@ -134,31 +173,8 @@ const headerOneRow = `(() => { const h = document.querySelector("header").getBou
 // header stays one row on a phone, its menu opening without script.
 func TestBrowserNewcomer(t *testing.T) {
 	t.Parallel()
-	mailSrv := smtptest.Start(t)
-	busEP := fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
-	pub, err := consumer.NewPublisher(context.Background(), busEP, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	s := startService(t, "FMN_SMTP_URL="+mailSrv.URL(), "FMN_BUS_ENDPOINTS="+busEP)
-	eventually(t, 15*time.Second, "the service subscribed to the bus", func() bool {
-		return pub.WaitSubscribers(context.Background(), 100*time.Millisecond)
-	})
-	publish := func(summary string) {
-		t.Helper()
-		err := pub.Publish(map[string]any{
-			"topic": "org.fedoraproject.prod.git.receive",
-			"msg": map[string]any{"commit": map[string]any{
-				"branch": "rawhide", "email": "bob@example.org", "message": summary + "\n", "name": "Bob",
-				"repo": "kernel", "rev": "66abdea4014eb2f0745fc38f86e20c7d7009237e", "summary": summary, "username": "bob",
-				"stats": map[string]any{"files": map[string]any{}, "total": map[string]any{"deletions": 1, "files": 1, "insertions": 1, "lines": 2}},
-			}},
-		}, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, pub, mailSrv := startWithBus(t)
+	publish := func(summary string) { t.Helper(); publishKernelPush(t, pub, summary) }
 	w := newWalk(t)
 
 	// Sign up by emailed link; the first rule is offered, and declined.
