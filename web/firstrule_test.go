@@ -45,7 +45,7 @@ func TestFirstRuleOffered(t *testing.T) {
 	if n := countRows(t, s.st, `SELECT count(*) FROM river_job WHERE kind = 'confirm'`); n != 0 {
 		t.Fatalf("%d confirmation mails for the address signed in with", n)
 	}
-	if b := body(t, s.get(c, "/rules?done=first")); !strings.Contains(b, "Your first rule is on") || !strings.Contains(b, "packages I maintain") {
+	if b := body(t, s.get(c, "/rules?done=first")); !strings.Contains(b, "Your first rule is on") || !strings.Contains(b, "what I maintain") {
 		t.Fatalf("rules page after the first rule:\n%s", b)
 	}
 	// The next sign-in goes straight in.

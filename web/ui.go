@@ -160,9 +160,6 @@ func (s *Server) rulesPage(w http.ResponseWriter, r *http.Request) error {
 // describeTrack says in words what a rule follows, for the rules list.
 func describeTrack(r rules.Rule) string {
 	var parts []string
-	if r.Track.Owned {
-		parts = append(parts, "packages I maintain")
-	}
 	if r.Track.Mine {
 		parts = append(parts, "my activity")
 	}
