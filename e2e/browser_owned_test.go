@@ -159,7 +159,7 @@ func TestBrowserRuleEditorOwnership(t *testing.T) {
 	d.step("open the link", chromedp.Navigate(link), d.h1("Sign in to fmn"),
 		chromedp.Click(chromedp.ID("link-action")), d.h1("Choose your name"))
 	d.step("choose the bus name", chromedp.SetValue(chromedp.ID("name"), "packager1"), chromedp.Click(chromedp.ID("choose-name")),
-		d.h1("Your notifications"))
+		d.h1("Start with a rule?"), chromedp.Click(chromedp.ID("first-rule-no")), d.h1("Your notifications"))
 
 	// The editor: the preset follows what I maintain; dist-git is read as
 	// the page asks, and the script fills the count and the list.
