@@ -69,12 +69,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("Matrix %s: %w", path, err)
+		return fmt.Errorf("matrix %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("Matrix %s: %w", path, err)
+		return fmt.Errorf("matrix %s: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
@@ -93,7 +93,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return fmt.Errorf("Matrix %s: %w", path, err)
+			return fmt.Errorf("matrix %s: %w", path, err)
 		}
 	}
 	return nil
