@@ -102,15 +102,6 @@ func (dl *Deliverer) now() time.Time {
 	return time.Now()
 }
 
-// Quiet returns the quiet hours of a destination's owner.
-func (dl *Deliverer) Quiet(ctx context.Context, userID int64) (fmn.Quiet, error) {
-	us, err := dl.Store.GetUserSettings(ctx, userID)
-	if err != nil {
-		return fmn.Quiet{}, err
-	}
-	return fmn.QuietOf(us.Timezone, us.QuietStart, us.QuietEnd), nil
-}
-
 // gone turns "not found" into a cancelled job: the notification or the
 // destination was deleted, and no retry will bring it back.
 func gone(err error, what string, id int64) error {
@@ -138,16 +129,13 @@ func (r Route) NextRetry(attempt int) time.Time {
 // decides, claims when the channel holds what it needs, sends, and records
 // the outcome.
 func (dl *Deliverer) notify(ctx context.Context, job *rivertype.JobRow, id int64) error {
-	n, err := dl.Store.GetNotification(ctx, id)
+	td, err := dl.Store.GetToDeliver(ctx, id)
 	if err != nil {
-		return gone(err, "notification", id)
+		return gone(err, "notification or its destination", id)
 	}
+	n, d := td.Notification, td.Destination
 	if n.Status.Final() {
 		return nil // sent or given up by an earlier attempt
-	}
-	d, err := dl.Store.DestinationByID(ctx, n.DestinationID)
-	if err != nil {
-		return gone(err, "destination", n.DestinationID)
 	}
 	r := dl.routes[d.Kind]
 	if r == nil {
@@ -162,10 +150,7 @@ func (dl *Deliverer) notify(ctx context.Context, job *rivertype.JobRow, id int64
 		return err
 	}
 	if n.Status != fmn.StatusSending {
-		quiet, err := dl.Quiet(ctx, d.UserID)
-		if err != nil {
-			return err
-		}
+		quiet := td.Quiet
 		dec, reason := Decide(d, quiet, now)
 		holder, _ := r.Channel.(Digester)
 		switch {

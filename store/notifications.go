@@ -159,3 +159,34 @@ func (s *Store) MaxNotificationID(ctx context.Context) (int64, error) {
 	err := s.Pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM notifications`).Scan(&id)
 	return id, translate(err, "read newest notification id")
 }
+
+// ToDeliver is what a delivery worker needs about one notification: the
+// notification, its destination, and the destination's owner's quiet
+// hours, read in one query.
+type ToDeliver struct {
+	Notification fmn.Notification
+	Destination  fmn.Destination
+	Quiet        fmn.Quiet
+}
+
+// GetToDeliver reads a notification with its destination and the owner's
+// quiet hours; ErrNotFound when either is gone (a notification kept in the
+// history only has no destination).
+func (s *Store) GetToDeliver(ctx context.Context, id int64) (ToDeliver, error) {
+	var t ToDeliver
+	d := &t.Destination
+	var tz string
+	var qs, qe *string
+	err := s.Pool.QueryRow(ctx, `SELECT `+notificationCols+`,
+		d.id, d.user_id, d.kind, d.address, d.enabled, d.delivery, d.muted_until, d.confirmed_at IS NOT NULL,
+		coalesce(d.failing_reason, ''), d.created_at,
+		u.timezone, to_char(u.quiet_start, 'HH24:MI'), to_char(u.quiet_end, 'HH24:MI')`+notificationFrom+`
+		JOIN destinations d ON d.id = n.destination_id JOIN users u ON u.id = d.user_id WHERE n.id = $1`, id).
+		Scan(append(notificationDests(&t.Notification), &d.ID, &d.UserID, &d.Kind, &d.Address, &d.Enabled, &d.Delivery,
+			&d.MutedUntil, &d.Confirmed, &d.FailingReason, &d.CreatedAt, &tz, &qs, &qe)...)
+	if err != nil {
+		return t, translate(err, "get notification to deliver")
+	}
+	t.Quiet = fmn.QuietOf(tz, qs, qe)
+	return t, nil
+}
