@@ -59,7 +59,7 @@ type crule struct {
 	userID int64
 	owner  string
 	dests  []int64
-	track  Track
+	track  ctrack
 	minSev int      // the lowest severity rank kept: info unless the rule says
 	filt   *filters // nil when the rule has no other filter: most rules
 }
@@ -72,7 +72,7 @@ type filters struct {
 }
 
 func compileRule(r Rule) *crule {
-	c := &crule{id: r.ID, userID: r.UserID, owner: r.Owner, dests: slices.Clone(r.Destinations), track: r.Track,
+	c := &crule{id: r.ID, userID: r.UserID, owner: r.Owner, dests: slices.Clone(r.Destinations), track: compactTrack(r.Track),
 		minSev: SeverityRank(r.Filters.SeverityAtLeast)}
 	f := r.Filters
 	if len(f.Apps)+len(f.AppsExclude)+len(f.TopicsExclude) > 0 || f.NotMyActions {
@@ -166,9 +166,9 @@ func (s *Set) Apply(ch Changes) *Set {
 			n.add(e, compileRule(r))
 		}
 	}
-	intern := map[string]string{}
+	in := &interner{keys: map[string]string{}}
 	for _, a := range ch.Artifacts {
-		n.setOwners(e, a, intern)
+		n.setOwners(e, a, in)
 	}
 	return &n
 }
@@ -203,7 +203,7 @@ func (s *Set) file(e *edit, c *crule, add bool) {
 			}
 		}
 	}
-	t := c.track
+	t := c.track.full()
 	if t.Mine && c.owner != "" {
 		// "mine" is an exact comparison with the owner's name, even if a
 		// name were to hold a '*'.
@@ -311,7 +311,7 @@ func (m *matcher) visit(rs []*crule, pattern string) {
 			continue
 		}
 		hit := Hit{Field: m.field, Entry: pattern}
-		if m.field == HitUsers && c.track.Mine && pattern == c.owner {
+		if m.field == HitUsers && c.track.mine && pattern == c.owner {
 			// The owner's name is filed once, for mine, even when users
 			// lists it too.
 			hit = Hit{Field: HitMine}

@@ -93,7 +93,7 @@ func groupKey(name string) string { return "g:" + name }
 // owned_by and groups. my_groups is filed separately, per the owner's
 // current groups.
 func watchKeys(c *crule) []string {
-	t := c.track
+	t := c.track.full()
 	var keys []string
 	if t.Owned && c.owner != "" {
 		keys = append(keys, userKey(c.owner))
@@ -116,7 +116,7 @@ func (s *Set) fileOwnership(e *edit, c *crule, add bool) {
 	for _, k := range watchKeys(c) {
 		s.watchEdit(e, k, c, add)
 	}
-	if !c.track.MyGroups || c.owner == "" {
+	if !c.track.myGroups || c.owner == "" {
 		return
 	}
 	postingEdit(e, &s.myGroups, c.owner, c, add)
@@ -184,28 +184,36 @@ func (s *Set) setMembership(e *edit, user string, groups []string) {
 	}
 }
 
-// setOwners replaces an artifact's principals. intern shares one string
-// per principal across the artifacts of one Apply (a full load names a
-// hundred thousand principals millions of times).
-func (s *Set) setOwners(e *edit, a ArtifactOwners, intern map[string]string) {
+// interner shares one string per principal key across the artifacts of
+// one Apply: a full load names a hundred thousand principals millions of
+// times, and a key is built in buf and looked up without allocating.
+type interner struct {
+	keys map[string]string
+	buf  []byte
+}
+
+func (in *interner) key(kind byte, name string) string {
+	in.buf = append(append(in.buf[:0], kind, ':'), name...)
+	if k, ok := in.keys[string(in.buf)]; ok {
+		return k
+	}
+	k := string(in.buf)
+	in.keys[k] = k
+	return k
+}
+
+// setOwners replaces an artifact's principals.
+func (s *Set) setOwners(e *edit, a ArtifactOwners, in *interner) {
 	k, ok := KindOf(a.Namespace)
 	if !ok || a.Name == "" {
 		return
 	}
 	keys := make([]string, 0, len(a.Users)+len(a.Groups))
-	add := func(key string) {
-		if v, ok := intern[key]; ok {
-			key = v
-		} else {
-			intern[key] = key
-		}
-		keys = append(keys, key)
-	}
 	for _, u := range a.Users {
-		add(userKey(u))
+		keys = append(keys, in.key('u', u))
 	}
 	for _, g := range a.Groups {
-		add(groupKey(g))
+		keys = append(keys, in.key('g', g))
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
@@ -241,11 +249,11 @@ func (m *matcher) visitPrincipal(rs []*crule, key string) {
 		}
 		var hit Hit
 		switch {
-		case !group && c.track.Owned && c.owner == name:
+		case !group && c.track.owned && c.owner == name:
 			hit = Hit{Field: HitOwned}
 		case !group:
 			hit = Hit{Field: HitOwnedBy, Entry: name}
-		case slices.Contains(c.track.Groups, name):
+		case slices.Contains(c.track.get(listGroups), name):
 			hit = Hit{Field: HitGroups, Entry: name}
 		default:
 			hit = Hit{Field: HitMyGroups, Entry: name}

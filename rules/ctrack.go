@@ -1,0 +1,75 @@
+package rules
+
+// ctrack is a rule's track as the index keeps it. A Track value holds ten
+// slice headers (240 bytes) while most rules use one or two lists, and the
+// index keeps every rule: only the lists in use are kept, which saves
+// about 190 bytes a rule (over 100 MB for the benchmark's 600,000 rules).
+type ctrack struct {
+	mine, owned, myGroups bool
+	lists                 []tlist
+}
+
+// tlist is one non-empty list of a track.
+type tlist struct {
+	field uint8
+	vals  []string
+}
+
+// The lists of a Track, as tlist.field.
+const (
+	listUsers uint8 = iota
+	listPackages
+	listContainers
+	listModules
+	listFlatpaks
+	listTopics
+	listApps
+	listAgents
+	listOwnedBy
+	listGroups
+)
+
+// fields returns pointers to t's lists, indexed by list constant.
+func fields(t *Track) [10]*[]string {
+	return [10]*[]string{&t.Users, &t.Packages, &t.Containers, &t.Modules, &t.Flatpaks,
+		&t.Topics, &t.Apps, &t.Agents, &t.OwnedBy, &t.Groups}
+}
+
+func compactTrack(t Track) ctrack {
+	c := ctrack{mine: t.Mine, owned: t.Owned, myGroups: t.MyGroups}
+	n := 0
+	for _, l := range fields(&t) {
+		if len(*l) > 0 {
+			n++
+		}
+	}
+	if n > 0 {
+		c.lists = make([]tlist, 0, n)
+		for i, l := range fields(&t) {
+			if len(*l) > 0 {
+				c.lists = append(c.lists, tlist{field: uint8(i), vals: *l})
+			}
+		}
+	}
+	return c
+}
+
+// get returns one list (nil when the rule has none).
+func (c ctrack) get(field uint8) []string {
+	for _, l := range c.lists {
+		if l.field == field {
+			return l.vals
+		}
+	}
+	return nil
+}
+
+// full returns the Track again, for filing and unfiling.
+func (c ctrack) full() Track {
+	t := Track{Mine: c.mine, Owned: c.owned, MyGroups: c.myGroups}
+	fs := fields(&t)
+	for _, l := range c.lists {
+		*fs[l.field] = l.vals
+	}
+	return t
+}
