@@ -34,6 +34,7 @@ faults: build
 
 vet:
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
