@@ -16,6 +16,7 @@ import (
 
 	"fmn/consumer"
 	"fmn/consumer/amqptest"
+	"fmn/delivery/email"
 	"fmn/delivery/email/smtptest"
 	"fmn/rules"
 	"fmn/rules/meta"
@@ -373,7 +374,10 @@ func TestAMQPKill9(t *testing.T) {
 	notifiedOnce(t, st, n/10)
 	// Every notification is sent, except any whose delivery job the
 	// killed process held: River gives those back only after
-	// RescueStuckJobsAfter (the delivery side's setting), never twice.
+	// RescueStuckJobsAfter, and the retry then records the few the killed
+	// process had claimed while holding an SMTP connection as 'unknown'
+	// (they may have arrived) rather than send them twice. At most the
+	// pool's connections can be caught like that.
 	stuck := func() int {
 		return count(t, st, `SELECT count(*) FROM river_job WHERE state = 'running' AND kind = 'email_notification'`)
 	}
@@ -388,10 +392,12 @@ func TestAMQPKill9(t *testing.T) {
 			}
 		}
 	})
-	eventually(t, 120*time.Second, "every notification sent or held by the killed process", func() bool {
-		return count(t, st, `SELECT count(*) FROM notifications n WHERE n.status = 'sent' OR EXISTS (SELECT 1 FROM river_job j
-			WHERE j.kind = 'email_notification' AND j.state = 'running' AND (j.args->>'notification_id')::bigint = n.id)`) == n/10
+	eventually(t, 240*time.Second, "every notification sent, or unknown after the kill", func() bool {
+		return count(t, st, `SELECT count(*) FROM notifications WHERE status IN ('sent', 'unknown')`) == n/10
 	})
+	if unknown := count(t, st, `SELECT count(*) FROM notifications WHERE status = 'unknown'`); unknown > email.DefaultSMTPConns {
+		t.Errorf("%d notifications unknown after one kill; at most the SMTP pool's %d may be", unknown, email.DefaultSMTPConns)
+	}
 	sent := count(t, st, `SELECT count(*) FROM notifications WHERE status = 'sent'`)
 	eventually(t, 30*time.Second, "the mails of the sent notifications", func() bool { return len(mail.Messages()) >= sent })
 	byID := map[string]int{}
