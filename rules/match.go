@@ -59,8 +59,7 @@ type crule struct {
 	userID int64
 	owner  string
 	dests  []int64
-	track  ctrack
-	minSev int      // the lowest severity rank kept: info unless the rule says
+	track  ctrack   // with the lowest severity rank kept (info unless the rule says)
 	filt   *filters // nil when the rule has no other filter: most rules
 }
 
@@ -72,8 +71,8 @@ type filters struct {
 }
 
 func compileRule(r Rule) *crule {
-	c := &crule{id: r.ID, userID: r.UserID, owner: r.Owner, dests: slices.Clone(r.Destinations), track: compactTrack(r.Track),
-		minSev: SeverityRank(r.Filters.SeverityAtLeast)}
+	c := &crule{id: r.ID, userID: r.UserID, owner: r.Owner, dests: slices.Clone(r.Destinations),
+		track: compactTrack(r.Track, SeverityRank(r.Filters.SeverityAtLeast))}
 	f := r.Filters
 	if len(f.Apps)+len(f.AppsExclude)+len(f.TopicsExclude) > 0 || f.NotMyActions {
 		c.filt = &filters{
@@ -88,7 +87,7 @@ func compileRule(r Rule) *crule {
 
 // passes applies the rule's filters to a tracked message.
 func (c *crule) passes(md *meta.Metadata, sev int) bool {
-	if sev < c.minSev {
+	if sev < int(c.track.minSev) {
 		return false
 	}
 	f := c.filt
@@ -118,10 +117,11 @@ type Set struct {
 	// Ownership (owned.go): artifact name → its maintainers' principal
 	// keys, per kind; principal key → the rules following it; user → the
 	// groups they are in; user → their my_groups rules.
-	owners   [nKinds]strMap[[]string]
-	watch    strMap[*group]
+	owners   [nKinds]strMap[[]*string] // pointers into intern
+	intern   *interner
+	watch    strMap[*posting]
 	members  strMap[[]string]
-	myGroups strMap[*group]
+	myGroups strMap[*posting]
 }
 
 // NewSet indexes rules. Disabled rules are left out: they can never produce
@@ -166,9 +166,15 @@ func (s *Set) Apply(ch Changes) *Set {
 			n.add(e, compileRule(r))
 		}
 	}
-	in := &interner{keys: map[string]string{}}
-	for _, a := range ch.Artifacts {
-		n.setOwners(e, a, in)
+	if len(ch.Artifacts) > 0 {
+		if n.intern == nil {
+			n.intern = newInterner()
+		}
+		n.intern.mu.Lock()
+		for _, a := range ch.Artifacts {
+			n.setOwners(e, a, n.intern)
+		}
+		n.intern.mu.Unlock()
 	}
 	return &n
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"slices"
+	"sync"
 
 	"fmn/rules/meta"
 )
@@ -131,14 +132,14 @@ func (s *Set) watchEdit(e *edit, key string, c *crule, add bool) {
 }
 
 // postingEdit adds one copy of c to the list under key, or removes one.
-func postingEdit(e *edit, m *strMap[*group], key string, c *crule, add bool) {
+func postingEdit(e *edit, m *strMap[*posting], key string, c *crule, add bool) {
 	g, ok := m.get(key)
 	if !add && !ok {
 		return
 	}
 	sh := m.mutable(e, key)
 	if g == nil {
-		g = &group{owner: e, pure: true}
+		g = &posting{owner: e}
 	} else {
 		g = g.mutableFor(e)
 	}
@@ -152,6 +153,20 @@ func postingEdit(e *edit, m *strMap[*group], key string, c *crule, add bool) {
 		return
 	}
 	sh[key] = g
+}
+
+// posting is the rules filed under one principal (or one user's my_groups
+// rules): a group without the glob, as a principal is no pattern.
+type posting struct {
+	owner *edit
+	rules []*crule
+}
+
+func (p *posting) mutableFor(e *edit) *posting {
+	if p.owner == e {
+		return p
+	}
+	return &posting{owner: e, rules: append(make([]*crule, 0, len(p.rules)+1), p.rules...)}
 }
 
 // setMembership replaces a user's groups, moving the user's my_groups rules
@@ -184,39 +199,74 @@ func (s *Set) setMembership(e *edit, user string, groups []string) {
 	}
 }
 
-// interner shares one string per principal key across the artifacts of
-// one Apply: a full load names a hundred thousand principals millions of
-// times, and a key is built in buf and looked up without allocating.
+// interner gives one *string per principal key to every Set derived from
+// one another: an artifact lists its maintainers as pointers (8 bytes
+// each, not a 16-byte string header), and a full load names a hundred
+// thousand principals millions of times. Keys are immutable and never
+// forgotten (principals are few: tens of thousands on Fedora), so sharing
+// the table between Sets changes nothing any Set answers.
 type interner struct {
-	keys map[string]string
+	mu   sync.Mutex
+	keys map[string]*string
 	buf  []byte
+	seen map[*string]bool // distinct's scratch
 }
 
-func (in *interner) key(kind byte, name string) string {
+func newInterner() *interner { return &interner{keys: map[string]*string{}} }
+
+// key returns the shared pointer of principal key kind:name; the caller
+// holds mu.
+func (in *interner) key(kind byte, name string) *string {
 	in.buf = append(append(in.buf[:0], kind, ':'), name...)
 	if k, ok := in.keys[string(in.buf)]; ok {
 		return k
 	}
 	k := string(in.buf)
-	in.keys[k] = k
-	return k
+	p := &k
+	in.keys[k] = p
+	return p
 }
 
-// setOwners replaces an artifact's principals.
+// distinct drops repeated keys in place (the store's lists have none; a
+// caller's may). Interned keys compare as pointers.
+func (in *interner) distinct(keys []*string) []*string {
+	if len(keys) <= 32 {
+		out := keys[:0]
+		for i, k := range keys {
+			if !slices.Contains(keys[:i], k) {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	if in.seen == nil {
+		in.seen = map[*string]bool{}
+	}
+	clear(in.seen)
+	out := keys[:0]
+	for _, k := range keys {
+		if !in.seen[k] {
+			in.seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// setOwners replaces an artifact's principals; the caller holds in.mu.
 func (s *Set) setOwners(e *edit, a ArtifactOwners, in *interner) {
 	k, ok := KindOf(a.Namespace)
 	if !ok || a.Name == "" {
 		return
 	}
-	keys := make([]string, 0, len(a.Users)+len(a.Groups))
+	keys := make([]*string, 0, len(a.Users)+len(a.Groups))
 	for _, u := range a.Users {
 		keys = append(keys, in.key('u', u))
 	}
 	for _, g := range a.Groups {
 		keys = append(keys, in.key('g', g))
 	}
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
+	keys = in.distinct(keys)
 	sh := s.owners[k].mutable(e, a.Name)
 	if len(keys) == 0 {
 		delete(sh, a.Name)
@@ -232,8 +282,8 @@ func (s *Set) visitOwners(k Kind, name string, m *matcher) {
 		return
 	}
 	for _, key := range keys {
-		if g, ok := s.watch.get(key); ok {
-			m.visitPrincipal(g.rules, key)
+		if g, ok := s.watch.get(*key); ok {
+			m.visitPrincipal(g.rules, *key)
 		}
 	}
 }
