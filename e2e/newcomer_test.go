@@ -95,7 +95,7 @@ func (w *walk) shot(name string) {
 // page navigating meanwhile is simply looked at again).
 func (w *walk) until(what, cond string) chromedp.Action[chromedp.Void] {
 	return func(c context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := time.Now().Add(25 * time.Second)
 		var last error
 		for {
 			ok, err := chromedp.Evaluate[bool](`document.readyState === "complete" && !!(`+cond+")", chromedp.EvalIgnoreExceptions)(c, tg)
@@ -104,7 +104,11 @@ func (w *walk) until(what, cond string) chromedp.Action[chromedp.Void] {
 			}
 			last = err
 			if time.Now().After(deadline) || c.Err() != nil {
-				return chromedp.Void{}, fmt.Errorf("waiting for %s (%s): %v", what, cond, last)
+				// Say what the page showed, to tell a slow page from a wrong one.
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(c), 2*time.Second)
+				shown, _ := chromedp.Evaluate[string](`(document.querySelector("main")||document.body).innerText.slice(0, 600)`)(sctx, tg)
+				cancel()
+				return chromedp.Void{}, fmt.Errorf("waiting for %s (%s): %v; the page shows:\n%s", what, cond, last, shown)
 			}
 			time.Sleep(50 * time.Millisecond) // polling the page with a deadline
 		}
@@ -115,10 +119,10 @@ func (w *walk) h1(text string) chromedp.Action[chromedp.Void] {
 	return w.until("heading "+text, fmt.Sprintf(`document.readyState === "complete" && (document.querySelector("h1")||{}).textContent === %q`, text))
 }
 
-// eval runs an expression in the page.
+// eval runs an expression in the page (awaiting it when it is a promise).
 func eval[T any](w *walk, expr string) T {
 	w.t.Helper()
-	v, err := chromedp.Run(w.ctx, chromedp.Evaluate[T](expr))
+	v, err := chromedp.Run(w.ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		w.t.Fatalf("evaluate %s: %v", expr, err)
 	}
@@ -289,6 +293,10 @@ func TestBrowserNewcomer(t *testing.T) {
 		if !eval[bool](w, headerOneRow) {
 			t.Fatalf("the header of %s takes more than one row at 390 px", p)
 		}
+		if sw := eval[int](w, `document.documentElement.scrollWidth`); sw > 390 {
+			wide := eval[[]string](w, `[...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > 391).slice(0, 8).map(e => e.tagName + "#" + e.id + "." + e.className + " " + Math.round(e.getBoundingClientRect().right))`)
+			t.Fatalf("%s is %d px wide at 390 px: it scrolls sideways (%v)", p, sw, wide)
+		}
 	}
 	w.shot("09-phone-editor")
 	w.step("menu", chromedp.Click(chromedp.ID("menu-button")),
@@ -298,5 +306,94 @@ func TestBrowserNewcomer(t *testing.T) {
 	w.size(1280)
 	if eval[bool](w, `getComputedStyle(document.querySelector(".compact-menu")).display !== "none"`) {
 		t.Fatal("the compact menu shows at 1280 px")
+	}
+}
+
+// TestBrowserEditorFilters (issue 14, findings 3 and 8): a rule made
+// through the API with filters.apps and severity_at_least shows both in
+// the editor, whose preview counts what the preview endpoint counts (it
+// used to ignore them: 530 where the endpoint said 0); the preview items
+// are links with their time and topic; on a phone the preview comes before
+// Save. At 1280 and 390 px.
+func TestBrowserEditorFilters(t *testing.T) {
+	t.Parallel()
+	s, pub, mailSrv := startWithBus(t)
+	for i := range 3 {
+		publishKernelPush(t, pub, fmt.Sprintf("Update to 6.13.%d", i))
+	}
+	w := newWalk(t)
+	w.step("sign in", chromedp.Navigate(s.base+"/login"), chromedp.SendKeys(chromedp.ID("email"), "ola@example.org"),
+		chromedp.Click(chromedp.ID("send-link")), w.h1("Check your mail"))
+	w.step("the link", chromedp.Navigate(mailLink(t, mailSrv, 1, loginLink)), w.h1("Sign in to fmn"),
+		chromedp.Click(chromedp.ID("link-action")), w.h1("Choose your name"),
+		chromedp.Click(chromedp.ID("choose-name")), w.h1("Start with a rule?"),
+		chromedp.Click(chromedp.ID("first-rule-no")), w.h1("Your notifications"),
+		w.until("the three pushes stored", `true`))
+	// The API, from this signed-in browser: the rule "bodhi news about my
+	// package", and what the preview endpoint says of it.
+	apiPreview := func(rule string) int {
+		t.Helper()
+		n, err := chromedp.Run(w.ctx, chromedp.Evaluate[int](`fetch("/api/v1/rules/preview", {method: "POST", headers: {"Content-Type": "application/json"},
+			body: JSON.stringify(`+rule+`)}).then(r => r.json()).then(d => d.count)`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	eventually(t, 20*time.Second, "the pushes stored", func() bool {
+		return apiPreview(`{track: {packages: ["kernel"]}}`) == 3
+	})
+	filtered := `{name: "bodhi news", track: {packages: ["kernel"]}, filters: {apps: ["bodhi"], severity_at_least: "warning"}}`
+	id, err := chromedp.Run(w.ctx, chromedp.Evaluate[int](`fetch("/api/v1/rules", {method: "POST", headers: {"Content-Type": "application/json"},
+		body: JSON.stringify(`+filtered+`)}).then(r => r.json()).then(d => d.id)`, chromedp.EvalAwaitPromise))
+	if err != nil || id == 0 {
+		t.Fatalf("create the rule through the API: %d %v", id, err)
+	}
+	want := apiPreview(filtered)
+	if want != 0 {
+		t.Fatalf("the preview endpoint counts %d for the filtered rule, want 0", want)
+	}
+	previewSays := func(n int) string {
+		return fmt.Sprintf(`!document.getElementById("preview").hidden && document.getElementById("preview-count").textContent.includes("would have matched %d message")`, n)
+	}
+	w.step("editor", chromedp.Navigate(fmt.Sprintf("%s/rules/%d", s.base, id)), w.h1("Edit rule"),
+		w.until("filters.apps shown", `document.getElementById("filters.apps").value === "bodhi"`),
+		w.until("severity shown", `document.getElementById("filters.severity_at_least").value === "warning"`),
+		w.until("the preview agrees with the endpoint", previewSays(want)))
+	w.shot("11-editor-filters")
+	// Loosen the filters: both previews follow.
+	w.step("loosen", chromedp.SetValue(chromedp.CSS(`[id="filters.apps"]`), "dist-git"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("filters.severity_at_least").value = ""`),
+		chromedp.SendKeys(chromedp.ID("name"), " "), // an input event
+		w.until("three now", previewSays(3)))
+	if n := apiPreview(`{track: {packages: ["kernel"]}, filters: {apps: ["dist-git"]}}`); n != 3 {
+		t.Fatalf("the endpoint counts %d for the loosened rule", n)
+	}
+	item := eval[map[string]any](w, `(() => { const li = document.querySelector("#preview-list li");
+		return {href: (li.querySelector(".summary a")||{}).href || "", topic: (li.querySelector("code")||{}).textContent || "",
+			time: (li.querySelector("time")||{}).textContent || "", title: (li.querySelector("time")||{}).title || ""}; })()`)
+	if !strings.HasPrefix(item["href"].(string), "https://src.fedoraproject.org/") || item["topic"] != "org.fedoraproject.prod.git.receive" ||
+		item["time"] == "" || !strings.HasSuffix(item["title"].(string), "UTC") {
+		t.Fatalf("preview item: %v", item)
+	}
+	w.shot("12-editor-preview")
+	w.size(390)
+	w.step("phone editor", chromedp.Reload(), w.h1("Edit rule"), w.until("preview", previewSays(0)))
+	if !eval[bool](w, `document.getElementById("preview").getBoundingClientRect().top < document.getElementById("save-rule").getBoundingClientRect().top`) {
+		t.Fatal("on a phone the preview is not before Save")
+	}
+	if sw := eval[int](w, `document.documentElement.scrollWidth`); sw > 390 {
+		t.Fatalf("the editor is %d px wide at 390 px: it scrolls sideways", sw)
+	}
+	w.step("phone loosen", chromedp.Evaluate[chromedp.Void](`document.getElementById("filters.apps").value = "";
+		document.getElementById("filters.severity_at_least").value = "";
+		document.getElementById("rule-form").dispatchEvent(new Event("input", {bubbles: true}))`), w.until("three", previewSays(3)))
+	w.step("scroll to the preview", chromedp.ScrollIntoView(chromedp.ID("preview")))
+	w.shot("12-editor-preview")
+	// Saved as loosened, the rule keeps what the editor shows.
+	w.step("save", chromedp.Click(chromedp.ID("save-rule")), w.h1("Rules"))
+	got := eval[string](w, fmt.Sprintf(`fetch("/api/v1/rules/%d").then(r => r.json()).then(d => JSON.stringify(d.filters))`, id))
+	if got != "{}" {
+		t.Fatalf("filters after saving the loosened rule: %s", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 func (s *Server) userPages(r chi.Router) {
 	r.Get("/rules", s.page(s.rulesPage))
 	r.Get("/rules/new", s.page(s.ruleEditor))
+	r.Post("/rules/preview", s.api(s.previewRuleForm))
 	r.Post("/rules", s.page(s.saveRuleForm))
 	r.Get("/rules/{id}", s.page(s.ruleEditor))
 	r.Post("/rules/{id}", s.page(s.saveRuleForm))
@@ -205,6 +207,7 @@ func describeTrack(r rules.Rule) string {
 type ruleForm struct {
 	Name, Users, Packages, Topics, Apps, AppsExclude, TopicsExclude string
 	OwnedBy, Groups, Agents, Containers, Modules, Flatpaks          string
+	FilterApps, Severity                                            string
 	Enabled, Mine, NotMyActions, Owned, MyGroups                    bool
 	Destinations                                                    []int64
 }
@@ -227,6 +230,8 @@ type ruleEditorPage struct {
 	MaintainedFetched bool
 	MyGroups          []store.Membership
 	DistgitURL        string
+	// Severities for filters.severity_at_least, lowest first.
+	Severities []string
 }
 
 func listText(vs []string) string { return strings.Join(vs, ", ") }
@@ -249,6 +254,7 @@ func formOf(rule rules.Rule) ruleForm {
 		Owned: rule.Track.Owned, MyGroups: rule.Track.MyGroups, OwnedBy: listText(rule.Track.OwnedBy),
 		Groups: listText(rule.Track.Groups), Agents: listText(rule.Track.Agents), Containers: listText(rule.Track.Containers),
 		Modules: listText(rule.Track.Modules), Flatpaks: listText(rule.Track.Flatpaks),
+		FilterApps: listText(rule.Filters.Apps), Severity: rule.Filters.SeverityAtLeast,
 	}
 }
 
@@ -275,7 +281,7 @@ func (s *Server) editorPage(r *http.Request, id int64, f ruleForm, errs map[stri
 	}
 	data := ruleEditorPage{Page: s.base(r, title), ID: id, Form: f, Errors: errs, Destinations: ds,
 		KnownApps: known, Packages: seen.Packages, Users: seen.Users, DistgitURL: s.DistgitURL,
-		Containers: seen.Containers, Modules: seen.Modules, Flatpaks: seen.Flatpaks}
+		Containers: seen.Containers, Modules: seen.Modules, Flatpaks: seen.Flatpaks, Severities: rules.Severities()}
 	if data.Maintained, data.MaintainedFetched, err = s.Store.ListMaintained(r.Context(), "user", u.Name); err != nil {
 		return data, err
 	}
@@ -349,33 +355,12 @@ func (s *Server) saveRuleForm(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	pf := r.PostForm
-	f := ruleForm{
-		Name: pf.Get("name"), Users: pf.Get("track.users"), Packages: pf.Get("track.packages"),
-		Topics: pf.Get("track.topics"), Apps: pf.Get("track.apps"), AppsExclude: pf.Get("filters.apps_exclude"),
-		TopicsExclude: pf.Get("filters.topics_exclude"), Enabled: pf.Get("enabled") != "",
-		Mine: pf.Get("track.mine") != "", NotMyActions: pf.Get("filters.not_my_actions") != "",
-		Owned: pf.Get("track.owned") != "", MyGroups: pf.Get("track.my_groups") != "",
-		OwnedBy: pf.Get("track.owned_by"), Groups: pf.Get("track.groups"), Agents: pf.Get("track.agents"),
-		Containers: pf.Get("track.containers"), Modules: pf.Get("track.modules"), Flatpaks: pf.Get("track.flatpaks"),
+	f, err := readRuleForm(r.PostForm, &rule)
+	if err != nil {
+		return err
 	}
-	for _, v := range pf["destinations"] {
-		d, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return apperr.Invalid("destinations", "no such destination of yours")
-		}
-		f.Destinations = append(f.Destinations, d)
-	}
-	rule.ID, rule.Name, rule.Enabled = id, f.Name, f.Enabled
-	rule.Track.Mine, rule.Track.Users, rule.Track.Packages = f.Mine, splitList(f.Users), splitList(f.Packages)
-	rule.Track.Topics, rule.Track.Apps = splitList(f.Topics), splitList(f.Apps)
-	rule.Filters.AppsExclude, rule.Filters.TopicsExclude = splitList(f.AppsExclude), splitList(f.TopicsExclude)
-	rule.Filters.NotMyActions = f.NotMyActions
-	rule.Track.Owned, rule.Track.MyGroups = f.Owned, f.MyGroups
-	rule.Track.OwnedBy, rule.Track.Groups, rule.Track.Agents = splitList(f.OwnedBy), splitList(f.Groups), splitList(f.Agents)
-	rule.Track.Containers, rule.Track.Modules, rule.Track.Flatpaks = splitList(f.Containers), splitList(f.Modules), splitList(f.Flatpaks)
-	rule.Destinations = nonNil(f.Destinations)
-	err := s.validRule(&rule)
+	rule.ID = id
+	err = s.validRule(&rule)
 	if err == nil {
 		_, err = s.Store.SaveRuleWithin(r.Context(), rule, s.Limits.RulesPerUser)
 	}
@@ -396,6 +381,41 @@ func (s *Server) saveRuleForm(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	return s.redirect(w, r, "/rules?done=saved")
+}
+
+// readRuleForm reads the editor's fields into rule (every field the rule
+// shape has: the editor shows them all) and returns them as typed. Saving
+// and the editor's preview both read the form here, so the preview is of
+// the very rule Save would store.
+func readRuleForm(pf url.Values, rule *rules.Rule) (ruleForm, error) {
+	f := ruleForm{
+		Name: pf.Get("name"), Users: pf.Get("track.users"), Packages: pf.Get("track.packages"),
+		Topics: pf.Get("track.topics"), Apps: pf.Get("track.apps"), AppsExclude: pf.Get("filters.apps_exclude"),
+		TopicsExclude: pf.Get("filters.topics_exclude"), Enabled: pf.Get("enabled") != "",
+		Mine: pf.Get("track.mine") != "", NotMyActions: pf.Get("filters.not_my_actions") != "",
+		Owned: pf.Get("track.owned") != "", MyGroups: pf.Get("track.my_groups") != "",
+		OwnedBy: pf.Get("track.owned_by"), Groups: pf.Get("track.groups"), Agents: pf.Get("track.agents"),
+		Containers: pf.Get("track.containers"), Modules: pf.Get("track.modules"), Flatpaks: pf.Get("track.flatpaks"),
+		FilterApps: pf.Get("filters.apps"), Severity: strings.TrimSpace(pf.Get("filters.severity_at_least")),
+	}
+	for _, v := range pf["destinations"] {
+		d, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return f, apperr.Invalid("destinations", "no such destination of yours")
+		}
+		f.Destinations = append(f.Destinations, d)
+	}
+	rule.Name, rule.Enabled = f.Name, f.Enabled
+	rule.Track.Mine, rule.Track.Users, rule.Track.Packages = f.Mine, splitList(f.Users), splitList(f.Packages)
+	rule.Track.Topics, rule.Track.Apps = splitList(f.Topics), splitList(f.Apps)
+	rule.Filters.Apps, rule.Filters.SeverityAtLeast = splitList(f.FilterApps), f.Severity
+	rule.Filters.AppsExclude, rule.Filters.TopicsExclude = splitList(f.AppsExclude), splitList(f.TopicsExclude)
+	rule.Filters.NotMyActions = f.NotMyActions
+	rule.Track.Owned, rule.Track.MyGroups = f.Owned, f.MyGroups
+	rule.Track.OwnedBy, rule.Track.Groups, rule.Track.Agents = splitList(f.OwnedBy), splitList(f.Groups), splitList(f.Agents)
+	rule.Track.Containers, rule.Track.Modules, rule.Track.Flatpaks = splitList(f.Containers), splitList(f.Modules), splitList(f.Flatpaks)
+	rule.Destinations = nonNil(f.Destinations)
+	return f, nil
 }
 
 func (s *Server) toggleRule(w http.ResponseWriter, r *http.Request) error {

@@ -5,16 +5,10 @@
 (function () {
   "use strict";
   var list = document.getElementById("history");
-  if (!list || !window.EventSource) { return; }
+  if (!list || !window.EventSource || !window.fmnItems) { return; }
+  var el = window.fmnItems.el;
   var status = document.getElementById("live-status");
   var empty = document.getElementById("history-empty");
-
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) { e.className = cls; }
-    if (text !== undefined) { e.textContent = text; } // text, never markup
-    return e;
-  }
 
   // A new notification's state in words, as the server-rendered history
   // says it (web/history.go).
@@ -24,10 +18,6 @@
     sending: ["waiting", "being sent"],
     sent: ["ok", "sent"]
   };
-
-  function safeLink(href) {
-    return /^https?:\/\//i.test(href || "") ? href : "";
-  }
 
   function render(n) {
     var m = n.message || {};
@@ -41,17 +31,7 @@
     var st = states[n.status] || ["waiting", String(n.status || "")];
     head.appendChild(el("span", "status status-" + st[0], st[1]));
     li.appendChild(head);
-    var sum = el("div", "summary");
-    var href = safeLink(m.link);
-    if (href) {
-      var a = el("a", "", m.summary || m.topic || "");
-      a.href = href;
-      a.rel = "noopener noreferrer";
-      sum.appendChild(a);
-    } else {
-      sum.textContent = m.summary || m.topic || "";
-    }
-    li.appendChild(sum);
+    li.appendChild(window.fmnItems.summary(m));
     var foot = el("div", "muted small");
     if (n.rule_name) { foot.appendChild(document.createTextNode("rule “" + n.rule_name + "” · ")); }
     foot.appendChild(el("code", "", m.topic || ""));

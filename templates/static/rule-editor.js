@@ -1,12 +1,13 @@
 // Progressive enhancement of the rule editor (the form works without it):
 //  - pickers: the comma-separated list inputs suggest values seen on the bus
 //    for the entry being typed, keeping the ones before it;
-//  - live preview (every kind of tracking entry, "packages I maintain"
-//    included: the server resolves them): the rule as it stands is sent to
-//    POST /api/v1/rules/preview, which answers {"count", "messages"}, and
-//    the box says how many messages of the last 7 days it would have
-//    matched, with the latest ones. If that endpoint is missing or refuses,
-//    the box stays hidden.
+//  - live preview (every field and filter, "packages I maintain" included:
+//    the server resolves them): the form as it stands is posted to
+//    POST /rules/preview, which reads it as Save does and answers
+//    {"count", "days", "messages"}; the box says how many messages of the
+//    last days it would have matched, with the latest ones as links, their
+//    time (in the user's zone) and topic. If that endpoint is missing, the
+//    box stays hidden.
 (function () {
   "use strict";
   var form = document.getElementById("rule-form");
@@ -90,82 +91,53 @@
   }
 
   // ---- preview ----
+  // The form as it stands goes to POST /rules/preview, which reads it with
+  // the very code that saves it: the preview is of the rule Save would
+  // store, every field and filter included.
   var box = document.getElementById("preview");
   var count = document.getElementById("preview-count");
   var list = document.getElementById("preview-list");
-  function words(name) {
-    var el = form.elements[name];
-    if (!el) { return []; }
-    return el.value.split(/[\s,]+/).filter(function (s) { return s !== ""; });
-  }
-  function checked(name) {
-    var el = form.elements[name];
-    return !!(el && el.checked);
-  }
-  function body() {
-    var track = {}, filters = {};
-    ["mine", "owned", "my_groups"].forEach(function (k) {
-      if (checked("track." + k)) { track[k] = true; }
-    });
-    [["users", "track.users"], ["packages", "track.packages"], ["topics", "track.topics"], ["apps", "track.apps"],
-     ["owned_by", "track.owned_by"], ["groups", "track.groups"], ["agents", "track.agents"],
-     ["containers", "track.containers"], ["modules", "track.modules"], ["flatpaks", "track.flatpaks"]].forEach(function (p) {
-      var w = words(p[1]);
-      if (w.length) { track[p[0]] = w; }
-    });
-    [["apps_exclude", "filters.apps_exclude"], ["topics_exclude", "filters.topics_exclude"]].forEach(function (p) {
-      var w = words(p[1]);
-      if (w.length) { filters[p[0]] = w; }
-    });
-    if (checked("filters.not_my_actions")) { filters.not_my_actions = true; }
-    return { name: form.elements.name.value.trim() || "preview", track: track, filters: filters };
-  }
+  var el = window.fmnItems ? window.fmnItems.el : null; // items.js draws the items
   function item(m) {
-    var li = document.createElement("li");
-    li.className = "item";
-    var head = document.createElement("div");
-    head.className = "item-head";
-    var app = document.createElement("span");
-    app.className = "app";
-    app.textContent = m.app || "";
-    head.appendChild(app);
+    var li = el("li", "item");
+    var head = el("div", "item-head");
+    head.appendChild(el("span", "app", m.app || ""));
+    head.appendChild(document.createTextNode(" "));
+    var t = el("time", "muted", m.ago || "");
+    t.title = m.when || "";
+    head.appendChild(t);
     li.appendChild(head);
-    var s = document.createElement("div");
-    s.className = "summary";
-    s.textContent = m.summary || m.topic || ""; // text, never markup
-    li.appendChild(s);
+    li.appendChild(window.fmnItems.summary(m));
+    var foot = el("div", "muted small");
+    foot.appendChild(el("code", "", m.topic || ""));
+    if (m.when) { foot.appendChild(document.createTextNode(" · " + m.when)); }
+    li.appendChild(foot);
     return li;
   }
-  var timer = null, seq = 0, available = false;
+  var timer = null, seq = 0;
   function run() {
-    var b = body();
     var my = ++seq;
-    if (!Object.keys(b.track).length) {
-      box.hidden = !available;
-      count.textContent = "Pick something to track to see what this rule would match.";
-      list.textContent = "";
-      return;
-    }
-    fetch("/api/v1/rules/preview", {
+    fetch("/rules/preview", {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(b)
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(new FormData(form)).toString()
     }).then(function (resp) {
       if (my !== seq) { return; }
-      if (resp.status === 404 || resp.status === 405) { available = false; box.hidden = true; return; }
-      available = true;
+      if (resp.status === 404 || resp.status === 405) { box.hidden = true; return; }
       return resp.json().then(function (data) {
         if (my !== seq) { return; }
         box.hidden = false;
         list.textContent = "";
-        if (!resp.ok) {
-          count.textContent = data && data.error ? data.error : "This rule cannot be previewed yet.";
+        if (!resp.ok || data.invalid) {
+          var why = data.invalid || data || {};
+          count.textContent = why.field === "track" ? "Pick something to track to see what this rule would match." :
+            (why.error || "This rule cannot be previewed yet.");
           return;
         }
         var n = Number(data.count) || 0;
-        count.textContent = "This rule would have matched " + n + (n === 1 ? " message" : " messages") + " in the last 7 days" + (n ? ". The latest:" : ".");
-        (data.messages || []).slice(0, 5).forEach(function (m) { list.appendChild(item(m)); });
+        count.textContent = "This rule would have matched " + n + (n === 1 ? " message" : " messages") + " in the last " + (data.days || 7) + " days" + (n ? ". The latest:" : ".");
+        if (el) { (data.messages || []).slice(0, 5).forEach(function (m) { list.appendChild(item(m)); }); }
       });
     }).catch(function () { if (my === seq) { box.hidden = true; } });
   }
