@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"fmn/delivery"
 )
 
 // Atom (RFC 4287) shapes, only what a feed of notifications needs.
@@ -88,6 +90,8 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 			if l := strings.ToLower(m.Link); strings.HasPrefix(l, "https://") || strings.HasPrefix(l, "http://") {
 				e.Links = []atomLink{{Href: m.Link, Rel: "alternate"}}
 			}
+			// Why it was made, and how to stop more like it.
+			e.Links = append(e.Links, atomLink{Href: delivery.WhyURL(s.BaseURL, n.ID), Rel: "related"})
 			f.Entries = append(f.Entries, e)
 		}
 		var buf bytes.Buffer

@@ -391,6 +391,9 @@ func TestMarkupIsEscaped(t *testing.T) {
 	if !strings.Contains(feed, "fix: &lt;script&gt;alert(1)&lt;/script&gt;") || strings.Contains(feed, "<script>") || strings.Contains(feed, "javascript:") {
 		t.Fatalf("feed does not escape:\n%s", feed)
 	}
+	if !strings.Contains(feed, `<link href="`+s.srv.URL+`/notifications/`) || !strings.Contains(feed, `rel="related"`) {
+		t.Fatalf("feed entries do not link to why they were made:\n%s", feed)
+	}
 	if resp, _ := http.Get(s.srv.URL + "/feed/not-a-real-feed-token-at-all"); resp.StatusCode != 404 {
 		t.Fatalf("unknown feed: %d", resp.StatusCode)
 	}
