@@ -118,6 +118,25 @@ func TestToolsBesideMakeRun(t *testing.T) {
 	}
 }
 
+// TestFirstStopOfFreshCluster: a newcomer's first Ctrl-C of make run stops
+// a cluster that initdb and the migrations have just written, and its
+// shutdown checkpoint takes more than a second. The service used to give up
+// waiting after one second ("shutdown: gave up waiting … closing the
+// database") and exit with PostgreSQL still stopping behind it.
+func TestFirstStopOfFreshCluster(t *testing.T) {
+	t.Parallel()
+	dir := privateDataDir(t)
+	p := launchEnv(t, privateEnv(dir)...)
+	eventually(t, 60*time.Second, "the service ready", func() bool { return p.ready().Status == "ready" })
+	p.stop()
+	if clusterRunning(t, dir) {
+		t.Fatal("the cluster still runs after the service that started it exited")
+	}
+	if strings.Contains(p.log.String(), "gave up waiting") {
+		t.Fatalf("the first stop gave up on a stage:\n%s", p.log.String())
+	}
+}
+
 // TestInterruptDuringDatabaseOutage is issue 14's second finding: with the
 // database gone, Ctrl-C used to leave the ingester retrying forever. Now
 // SIGINT ends the whole service in under 5 s even then.

@@ -47,14 +47,18 @@ type roles struct{ consume, work, web bool }
 //   - softStop, then hardStop: workers finish a send, then have their
 //     contexts cancelled (a send cut off is recorded as such, never
 //     repeated blindly; see delivery's claims).
-//   - closeGrace: connections are closed and the private cluster stopped.
+//   - closeGrace: connections are closed; with the private cluster,
+//     clusterGrace more for its own shutdown checkpoint (a cluster's first
+//     stop after initdb and the migrations writes all of that: over a
+//     second here), so that Ctrl-C never leaves it half stopped.
 const (
-	stopBudget  = 3500 * time.Millisecond
-	ingestGrace = 2 * time.Second
-	httpGrace   = time.Second
-	softStop    = 1500 * time.Millisecond
-	hardStop    = 500 * time.Millisecond
-	closeGrace  = time.Second
+	stopBudget   = 3500 * time.Millisecond
+	ingestGrace  = 2 * time.Second
+	httpGrace    = time.Second
+	softStop     = 1500 * time.Millisecond
+	hardStop     = 500 * time.Millisecond
+	closeGrace   = time.Second
+	clusterGrace = 3 * time.Second
 )
 
 // openDatabase connects to FMN_DATABASE_URL, or starts the private cluster.
@@ -138,9 +142,13 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		return err
 	}
 	// A pool with a connection stuck on an unreachable server would
-	// block its Close forever: closing gets closeGrace, then the process
-	// exits without it.
-	defer waitAtMost(closeGrace, func() error { closeDB(); return nil }, "closing the database", log)
+	// block its Close forever: closing gets closeGrace (and the private
+	// cluster's stop clusterGrace), then the process exits without it.
+	closeWait := closeGrace
+	if cfg.DatabaseURL == "" {
+		closeWait += clusterGrace
+	}
+	defer waitAtMost(closeWait, func() error { closeDB(); return nil }, "closing the database", log)
 
 	m := metrics.New()
 	m.WatchJobs(func(ctx context.Context) ([]metrics.JobStat, error) {
