@@ -83,7 +83,8 @@ func TestDeliveryForm(t *testing.T) {
 		}
 	}
 
-	for in, want := range map[string]string{"2 hours": "2h", "90 min": "1h30m", "1h30m": "1h30m", "a day": "24h"} {
+	for _, c2 := range []struct{ in, want string }{{"2 hours", "2h"}, {"90 min", "1h30m"}, {"1h30m", "1h30m"}, {"a day", "24h"}} {
+		in, want := c2.in, c2.want // in this order: "a day" is saved last
 		resp := s.postForm(c, path, url.Values{"mode": {"digest"}, "every": {in}})
 		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/destinations?done=saved") {
 			t.Fatalf("every %q: %d %q", in, resp.StatusCode, resp.Header.Get("Location"))
