@@ -57,6 +57,10 @@ const (
 	// Unknown: the send may have arrived (the connection broke while the
 	// server answered). It is recorded as unknown and never retried.
 	Unknown
+	// Wait: nothing was tried, the channel's turn for this destination has
+	// not come (push: one in flight per destination); the job waits
+	// RetryAfter without spending an attempt, and it is no failure.
+	Wait
 )
 
 // Verdict is a channel's reading of a failure.

@@ -183,7 +183,6 @@ func (dl *Deliverer) notify(ctx context.Context, job *rivertype.JobRow, id int64
 			dl.Metrics.Sent.WithLabelValues(string(d.Kind)).Inc()
 			return nil
 		}
-		dl.Metrics.Failures.WithLabelValues(string(d.Kind)).Inc()
 		return dl.Failed(ctx, job, d, err, func(status fmn.Status, reason string) error {
 			if !claimed && status == fmn.StatusFailed {
 				return nil // nothing was claimed: the notification stays as it was
@@ -211,13 +210,20 @@ func (dl *Deliverer) notify(ctx context.Context, job *rivertype.JobRow, id int64
 // Failed records a failed send to d as its channel reads the error, and
 // returns what the job does next: record writes the status of what was
 // sent (a notification, a digest). A permanent failure also marks the
-// destination failing.
+// destination failing. Every failure is counted in
+// fmn_delivery_failures_total; a send that only waits for its turn (Wait)
+// records nothing and is counted apart, in fmn_delivery_waits_total.
 func (dl *Deliverer) Failed(ctx context.Context, job *rivertype.JobRow, d fmn.Destination, err error, record func(fmn.Status, string) error) error {
 	reason := Clean(err.Error())
 	v := Verdict{Outcome: Temporary}
 	if r := dl.routes[d.Kind]; r != nil {
 		v = r.Channel.Classify(err)
 	}
+	if v.Outcome == Wait {
+		dl.Metrics.Waits.WithLabelValues(string(d.Kind)).Inc()
+		return river.JobSnooze(max(v.RetryAfter, 100*time.Millisecond))
+	}
+	dl.Metrics.Failures.WithLabelValues(string(d.Kind)).Inc()
 	switch v.Outcome {
 	case Permanent:
 		if ferr := dl.Store.SetDestinationFailing(context.WithoutCancel(ctx), d.ID, reason); ferr != nil {

@@ -29,6 +29,10 @@ type Metrics struct {
 	Matched  prometheus.Counter
 	Sent     *prometheus.CounterVec // channel
 	Failures *prometheus.CounterVec // channel
+	// Waits counts sends put off because the channel's turn for the
+	// destination had not come (push's one in flight per destination):
+	// nothing was tried, so they are no failures.
+	Waits *prometheus.CounterVec // channel
 
 	// IngestRetrying is 1 while the ingester backs off after a failed
 	// store (the database down or refusing): nothing read is stored then.
@@ -78,16 +82,20 @@ func New() *Metrics {
 		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fmn_delivery_failures_total", Help: "Failed delivery attempts, per channel.",
 		}, []string{"channel"}),
+		Waits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fmn_delivery_waits_total", Help: "Sends put off for the destination's turn (no failure), per channel.",
+		}, []string{"channel"}),
 		IngestRetrying: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "fmn_bus_ingest_retrying", Help: "1 while the bus ingester backs off after a failed store.",
 		}),
 	}
 	m.register(m.BusReceived, m.BusStored, m.BusDuplicate, m.BusDropped, m.BusGaps, m.BusReplayed, m.BusMissed, m.BusConnected,
-		m.BusLastSeen, m.Matched, m.Sent, m.Failures, m.IngestRetrying,
+		m.BusLastSeen, m.Matched, m.Sent, m.Failures, m.Waits, m.IngestRetrying,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, ch := range []string{"email", "irc", "push"} {
+	for _, ch := range []string{"email", "irc", "matrix", "push"} {
 		m.Sent.WithLabelValues(ch)
 		m.Failures.WithLabelValues(ch)
+		m.Waits.WithLabelValues(ch)
 	}
 	return m
 }

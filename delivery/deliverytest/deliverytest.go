@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/riverqueue/river"
 
 	"fmn"
@@ -226,4 +228,15 @@ func Bench(m *testing.M, lines map[string]string) {
 		fmt.Println(lines[k])
 	}
 	os.Exit(code)
+}
+
+// Count reads one counter of a vector, e.g.
+// h.Count(h.Metrics.Failures, "push").
+func (h *Harness) Count(vec *prometheus.CounterVec, labels ...string) float64 {
+	h.t.Helper()
+	var m dto.Metric
+	if err := vec.WithLabelValues(labels...).Write(&m); err != nil {
+		h.t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

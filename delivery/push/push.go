@@ -174,34 +174,36 @@ func (p *Pusher) request(ctx context.Context, body []byte, sub *webpush.Subscrip
 
 // Send implements delivery.Channel, in the destination's turn (see turns).
 func (p *Pusher) Send(ctx context.Context, d fmn.Destination, n fmn.Notification, claim delivery.Claim) error {
-	return p.inTurn(d, func() error {
+	return p.inTurn(ctx, d, func() error {
 		return p.post(ctx, d.Address, NotificationPayload(n, p.Settings.BaseURL), pushTTL, webpush.UrgencyNormal, claim)
 	})
 }
 
-func (p *Pusher) inTurn(d fmn.Destination, push func() error) error {
-	done, err := p.turns.take(d, time.Now())
+// inTurn pushes in d's turn (see turns), waiting a moment for it.
+func (p *Pusher) inTurn(ctx context.Context, d fmn.Destination, push func() error) error {
+	release, err := p.turns.take(ctx, d)
 	if err != nil {
 		return err
 	}
 	err = push()
 	var re *reachError
-	done(errors.As(err, &re) && re.timeout)
+	release(errors.As(err, &re) && re.timeout)
 	return err
 }
 
 // Classify implements delivery.Channel: a subscription the service says is
 // gone (404, 410), any other 4xx, a redirect, or an endpoint the guard
 // refuses is permanent (the destination is marked failing and nothing more
-// is pushed to it); 429 waits as asked, and so does a push waiting for its
-// turn (see turns); 5xx and network errors are retried with backoff.
+// is pushed to it); 429 waits as asked; a push that did not get its turn
+// (see turns) waits too, and is no failure; 5xx and network errors are
+// retried with backoff.
 func (p *Pusher) Classify(err error) delivery.Verdict {
 	var pe *pushError
 	var re *reachError
 	var busy *busyError
 	switch {
 	case errors.As(err, &busy):
-		return delivery.Verdict{Outcome: delivery.RateLimited, RetryAfter: busy.wait}
+		return delivery.Verdict{Outcome: delivery.Wait, RetryAfter: busy.wait}
 	case errors.As(err, &re):
 		if re.blocked {
 			return delivery.Verdict{Outcome: delivery.Permanent}
@@ -250,7 +252,7 @@ func (p *Pusher) Confirm(ctx context.Context, d fmn.Destination, owner, code str
 		Icon:  base + "/static/favicon.svg",
 		Tag:   "fmn-confirm",
 	}
-	return p.inTurn(d, func() error { return p.post(ctx, d.Address, payload, pushConfirmTTL, webpush.UrgencyHigh, nil) })
+	return p.inTurn(ctx, d, func() error { return p.post(ctx, d.Address, payload, pushConfirmTTL, webpush.UrgencyHigh, nil) })
 }
 
 // VAPIDKeys returns the key pair to sign with: the configured one, checked,

@@ -183,3 +183,38 @@ func TestPushInterruptedNotResent(t *testing.T) {
 		t.Fatalf("%d pushes, want 1 (the second notification only)", len(got))
 	}
 }
+
+// TestPushBurstToOneDestination: a burst to one destination at a push
+// service that answers at once arrives whole, one push at a time, and the
+// pushes that waited for the destination's turn are no delivery failures:
+// fmn_delivery_failures_total{channel="push"} stays 0 (each such wait was
+// counted as a failure before, which made the failing-deliveries alert
+// fire for a healthy push service).
+func TestPushBurstToOneDestination(t *testing.T) {
+	t.Parallel()
+	h := deliverytest.New(t)
+	ps := startPush(t, h)
+	b, addr := ps.Subscribe()
+	d := h.ConfirmedDestination(h.User("alice"), fmn.KindPush, addr)
+	const n = 40
+	var ids []int64
+	for i := range n {
+		ids = append(ids, h.Notify(deliverytest.Bodhi(fmt.Sprintf("burst %d", i)), d)...)
+	}
+	if got := ps.Wait(b, n, 90*time.Second); len(got) != n {
+		t.Fatalf("%d of %d pushed", len(got), n)
+	}
+	for _, id := range ids {
+		h.WaitStatus(id, 10*time.Second, fmn.StatusSent)
+	}
+	if f := h.Count(h.Metrics.Failures, "push"); f != 0 {
+		t.Errorf("fmn_delivery_failures_total{channel=push} = %v after a burst to a healthy push service, want 0", f)
+	}
+	var snoozes int
+	if err := h.St.Pool.QueryRow(context.Background(),
+		`SELECT coalesce(sum((metadata->>'snoozes')::int), 0) FROM river_job WHERE kind = 'notify'`).Scan(&snoozes); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d pushes; jobs put off for their turn %d times, waits counted %v", n, snoozes,
+		h.Count(h.Metrics.Waits, "push"))
+}
