@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,56 +65,84 @@ func (s *Store) HeldFor(ctx context.Context, destinationID int64) (HeldSummary, 
 	return h, translate(err, "summarise held notifications")
 }
 
-// Digest is a digest formed for sending, with its items newest first.
+// Digest is a digest to send (from NextDigest), with its items newest
+// first.
 type Digest struct {
 	ID            int64
 	DestinationID int64
 	Items         []fmn.Notification
 }
 
-// FormDigest takes up to limit of the destination's oldest waiting items
-// into a new digest in state 'sending', committed before the mail is sent.
-// The destination row is locked meanwhile, so two workers forming digests
-// for one destination take turns and never share an item; the minimum is
-// checked under that lock too. It returns ErrNotFound when fewer than min
-// items wait.
-func (s *Store) FormDigest(ctx context.Context, destinationID int64, min, limit int) (Digest, error) {
+// NextDigest reads what the destination's next digest would carry: up
+// to limit of its oldest waiting items (newest first, as the mail lists
+// them), under a digest id reserved for it, claiming nothing. It returns
+// ErrNotFound when fewer than min items wait. The digest becomes real only
+// when ClaimDigest takes its items, once the mailer holds a connection.
+func (s *Store) NextDigest(ctx context.Context, destinationID int64, min, limit int) (Digest, error) {
 	dg := Digest{DestinationID: destinationID}
+	rows, err := s.Pool.Query(ctx, `SELECT `+notificationCols+notificationFrom+`
+		WHERE n.id IN (SELECT id FROM notifications
+			WHERE destination_id = $1 AND held_at IS NOT NULL AND digest_id IS NULL AND status = 'pending'
+			ORDER BY id LIMIT $2)
+		ORDER BY coalesce(m.sent_at, m.received_at) DESC, n.id DESC`, destinationID, limit)
+	if err != nil {
+		return dg, translate(err, "read digest items")
+	}
+	dg.Items, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (fmn.Notification, error) { return scanNotification(r) })
+	if err != nil {
+		return dg, translate(err, "read digest items")
+	}
+	if len(dg.Items) == 0 || len(dg.Items) < min {
+		return dg, apperr.ErrNotFound
+	}
+	// A digest's Message-ID carries its id, so the id is reserved now; an
+	// id whose digest is never claimed is simply skipped.
+	err = s.Pool.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('digests', 'id'))`).Scan(&dg.ID)
+	return dg, translate(err, "reserve digest id")
+}
+
+// ClaimDigest makes dg (from NextDigest) a digest in state 'sending' with
+// its items 'sending' too, committed before the mail is sent: the digest's
+// claim. The destination row is locked meanwhile, so two workers claiming
+// digests for one destination take turns; it claims all of dg's items or
+// none, and reports false when any of them was taken or given up since
+// NextDigest read them (nothing is claimed then: read the next digest
+// again).
+func (s *Store) ClaimDigest(ctx context.Context, dg Digest) (bool, error) {
+	ids := make([]int64, len(dg.Items))
+	for i, n := range dg.Items {
+		ids[i] = n.ID
+	}
+	claimed := false
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM destinations WHERE id = $1 FOR UPDATE`, destinationID); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM destinations WHERE id = $1 FOR UPDATE`, dg.DestinationID); err != nil {
 			return translate(err, "lock destination")
 		}
-		var ids []int64
-		rows, err := tx.Query(ctx, `SELECT id FROM notifications
-			WHERE destination_id = $1 AND held_at IS NOT NULL AND digest_id IS NULL AND status = 'pending'
-			ORDER BY id LIMIT $2`, destinationID, limit)
-		if err != nil {
-			return translate(err, "select digest items")
-		}
-		if ids, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
-			return translate(err, "select digest items")
-		}
-		if len(ids) == 0 || len(ids) < min {
-			return apperr.ErrNotFound
-		}
-		if err := tx.QueryRow(ctx, `INSERT INTO digests (destination_id, items) VALUES ($1, $2) RETURNING id`,
-			destinationID, len(ids)).Scan(&dg.ID); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO digests (id, destination_id, items) VALUES ($1, $2, $3)`,
+			dg.ID, dg.DestinationID, len(ids)); err != nil {
 			return translate(err, "create digest")
 		}
-		if _, err := tx.Exec(ctx, `UPDATE notifications SET digest_id = $1, status = 'sending',
-			send_attempts = send_attempts + 1, sending_at = now() WHERE id = ANY($2)`, dg.ID, ids); err != nil {
+		tag, err := tx.Exec(ctx, `UPDATE notifications SET digest_id = $1, status = 'sending',
+			send_attempts = send_attempts + 1, sending_at = now()
+			WHERE id = ANY($2) AND destination_id = $3 AND held_at IS NOT NULL AND digest_id IS NULL AND status = 'pending'`,
+			dg.ID, ids, dg.DestinationID)
+		if err != nil {
 			return translate(err, "attach digest items")
 		}
-		rows, err = tx.Query(ctx, `SELECT `+notificationCols+notificationFrom+`
-			WHERE n.id = ANY($1) ORDER BY coalesce(m.sent_at, m.received_at) DESC, n.id DESC`, ids)
-		if err != nil {
-			return translate(err, "read digest items")
+		if tag.RowsAffected() != int64(len(ids)) {
+			return errDigestTaken
 		}
-		dg.Items, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (fmn.Notification, error) { return scanNotification(r) })
-		return translate(err, "read digest items")
+		claimed = true
+		return nil
 	})
-	return dg, err
+	if errors.Is(err, errDigestTaken) {
+		return false, nil
+	}
+	return claimed, err
 }
+
+// errDigestTaken rolls back a claim that found some items gone.
+var errDigestTaken = errors.New("digest items taken meanwhile")
 
 // FinishDigest records a digest's outcome. "sent" marks its items sent;
 // "failed" puts them back to wait for the next try (the digest is formed

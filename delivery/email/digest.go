@@ -25,7 +25,7 @@ func (DigestArgs) Kind() string { return "email_digest" }
 
 // InsertOpts: on the email queue, unique per destination while one waits
 // or runs, so that ticks on several workers never stack up duplicates
-// (and the row lock in FormDigest keeps two runs from sharing an item).
+// (and ClaimDigest's row lock keeps two runs from sharing an item).
 func (DigestArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: string(fmn.KindEmail), MaxAttempts: 12, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
@@ -45,7 +45,7 @@ func (DigestTickArgs) InsertOpts() river.InsertOpts {
 // daily_at digest and of mail held over quiet hours is at most this.
 const DigestTickEvery = time.Minute
 
-// staleDigest: a digest still 'sending' this long after it was formed was
+// staleDigest: a digest still 'sending' this long after it was claimed was
 // abandoned by a stopped worker (a job's timeout is far shorter).
 const staleDigest = 15 * time.Minute
 
@@ -85,17 +85,20 @@ func (s *Channel) Flush(ctx context.Context, destID int64) (int, error) {
 			}
 			minItems, limit = pol.After, pol.After
 		}
-		dg, err := s.Store.FormDigest(ctx, destID, minItems, limit)
+		dg, err := s.Store.NextDigest(ctx, destID, minItems, limit)
 		if errors.Is(err, apperr.ErrNotFound) {
 			return sent, nil // another worker took them
 		}
 		if err != nil {
 			return sent, err
 		}
-		if err := s.sendDigest(ctx, d, dg, quiet.Loc); err != nil {
+		ok, err := s.sendDigest(ctx, d, dg, quiet.Loc)
+		if err != nil {
 			return sent, err
 		}
-		sent++
+		if ok {
+			sent++
+		}
 	}
 }
 
@@ -107,32 +110,62 @@ func (s *Channel) quiet(ctx context.Context, userID int64) (fmn.Quiet, error) {
 	return fmn.QuietOf(us.Timezone, us.QuietStart, us.QuietEnd), nil
 }
 
-// sendDigest mails a formed digest. A failure is recorded as the core
-// records a notification's (delivery.Deliverer.Failed); a digest that
-// failed puts its items back, and the next try forms a new one (with a new
-// Message-ID: the old one never arrived).
-func (s *Channel) sendDigest(ctx context.Context, d fmn.Destination, dg store.Digest, loc *time.Location) error {
+// sendDigest mails a digest, claiming it (store.ClaimDigest) once the
+// mailer holds a connection and recording its outcome before the
+// connection goes back, as a single notification is: a killed worker
+// leaves at most the sends in flight 'sending', never a digest that
+// waited for the pool. It reports whether the digest was claimed (false:
+// another worker took some of its items first, and nothing was sent). A
+// failure is recorded as the core records a notification's
+// (delivery.Deliverer.Failed); a digest that failed puts its items back,
+// and the next try makes a new one (with a new Message-ID: the old one
+// never arrived).
+func (s *Channel) sendDigest(ctx context.Context, d fmn.Destination, dg store.Digest, loc *time.Location) (bool, error) {
 	record := func(status fmn.Status, reason string) error {
 		return s.Store.FinishDigest(context.WithoutCancel(ctx), dg.ID, status, reason)
 	}
 	env, err := s.envelope(ctx, d)
 	if err != nil {
-		_ = record(fmn.StatusFailed, "internal error")
-		return err
+		return false, err
 	}
 	msg, err := s.DigestMsg(env, dg, loc)
 	if err != nil {
+		// It will never build: its items are given up, visibly.
+		if ok, cerr := s.Store.ClaimDigest(ctx, dg); cerr != nil || !ok {
+			return false, cerr
+		}
 		_ = record(fmn.StatusDead, "could not build the mail")
-		return river.JobCancel(fmt.Errorf("build digest: %w", err))
+		return true, river.JobCancel(fmt.Errorf("build digest: %w", err))
 	}
-	if err := s.Mailer.Send(ctx, msg, nil); err != nil {
-		return s.Deliverer.Failed(ctx, nil, d, err, record)
+	claimed, recorded := false, false
+	var jobErr error
+	claim := func(ctx context.Context) (func(error), error) {
+		ok, err := s.Store.ClaimDigest(ctx, dg)
+		if err != nil || !ok {
+			return nil, err
+		}
+		claimed = true
+		return func(sendErr error) {
+			recorded = true
+			if sendErr != nil {
+				jobErr = s.Deliverer.Failed(ctx, nil, d, sendErr, record)
+				return
+			}
+			if jobErr = record(fmn.StatusSent, ""); jobErr == nil {
+				s.Metrics.Sent.WithLabelValues(string(fmn.KindEmail)).Add(float64(len(dg.Items)))
+			}
+		}, nil
 	}
-	if err := record(fmn.StatusSent, ""); err != nil {
-		return err
+	err = s.Mailer.Send(ctx, msg, claim)
+	switch {
+	case recorded:
+		return jobErr == nil, jobErr
+	case err != nil:
+		// Before the claim (no connection to be had): nothing was taken,
+		// the items still wait.
+		return false, s.Deliverer.Failed(ctx, nil, d, err, func(fmn.Status, string) error { return nil })
 	}
-	s.Metrics.Sent.WithLabelValues(string(fmn.KindEmail)).Add(float64(len(dg.Items)))
-	return nil
+	return claimed, nil
 }
 
 // DigestWorker runs Flush for one destination.

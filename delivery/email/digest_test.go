@@ -1,11 +1,13 @@
 package email
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"fmn/apperr"
 	"fmn/store"
 )
 
@@ -230,9 +232,13 @@ func TestDigestAbandonedNotResent(t *testing.T) {
 	if err := f.work(f.worker(), id, 1); err != nil {
 		t.Fatal(err)
 	}
-	// The dying worker formed the digest (and perhaps sent it).
-	if _, err := f.st.FormDigest(f.ctx, f.destID, 1, 10); err != nil {
+	// The dying worker claimed the digest (and perhaps sent it).
+	dg, err := f.st.NextDigest(f.ctx, f.destID, 1, 10)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if ok, err := f.st.ClaimDigest(f.ctx, dg); err != nil || !ok {
+		t.Fatalf("claim: %v, %v", ok, err)
 	}
 	f.clock.Set(now.Add(2 * time.Hour))
 	if due, err := f.sender.Due(f.ctx); err != nil || len(due) != 0 {
@@ -297,4 +303,42 @@ func TestDigestDroppedWhenDisabled(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.expectDigests(0)
+}
+
+// TestDigestClaimAllOrNothing: two workers that read the same next digest
+// cannot both claim it: the second claim takes nothing (no digest row, no
+// item moved) and reports false, so its worker reads again.
+func TestDigestClaimAllOrNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.setPolicy(`{"mode":"digest","every":"1h"}`)
+	for i := range 3 {
+		if err := f.work(f.worker(), f.notify(nil, bodhiMeta(i)), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := f.st.NextDigest(f.ctx, f.destID, 1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.st.NextDigest(f.ctx, f.destID, 1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID == b.ID || len(a.Items) != 3 || len(b.Items) != 3 {
+		t.Fatalf("next digests %d (%d items) and %d (%d items)", a.ID, len(a.Items), b.ID, len(b.Items))
+	}
+	if ok, err := f.st.ClaimDigest(f.ctx, a); err != nil || !ok {
+		t.Fatalf("first claim: %v, %v", ok, err)
+	}
+	if ok, err := f.st.ClaimDigest(f.ctx, b); err != nil || ok {
+		t.Fatalf("second claim of the same items: %v, %v; want false", ok, err)
+	}
+	ds, err := f.st.ListDigests(f.ctx, f.destID)
+	if err != nil || len(ds) != 1 || ds[0].ID != a.ID || ds[0].Items != 3 {
+		t.Fatalf("digests %+v (%v), want the first alone", ds, err)
+	}
+	if _, err := f.st.NextDigest(f.ctx, f.destID, 1, 10); !errors.Is(err, apperr.ErrNotFound) {
+		t.Fatalf("next digest after the claim: %v, want not found", err)
+	}
 }

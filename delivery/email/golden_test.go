@@ -75,7 +75,7 @@ func TestGoldenNotification(t *testing.T) {
 func TestGoldenDigest(t *testing.T) {
 	t.Parallel()
 	s := goldenSender(t)
-	// Newest first, as FormDigest returns them.
+	// Newest first, as NextDigest returns them.
 	items := []fmn.Notification{
 		goldenNotification(0, "bodhi", "bob commented on kernel-6.8.1-300.fc40 (karma: 1)", "https://bodhi.fedoraproject.org/updates/FEDORA-2026-abc123", "bob", "kernel"),
 		goldenNotification(1, "koji", "Build python-requests-2.31.0-1.fc41 completed", "https://koji.fedoraproject.org/koji/buildinfo?buildID=42", "carol", "python-requests"),

@@ -2,6 +2,7 @@ package email
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"fmn"
 	"fmn/delivery"
 	"fmn/metrics"
 	"fmn/rules"
@@ -83,23 +85,7 @@ func TestKilledUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledUnderLoad$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "FMN_LOAD_WORKER_DB="+f.dbURL, "FMN_LOAD_WORKER_SMTP="+f.smtp.URL(),
-		"FMN_LOAD_WORKER_POOL="+strconv.Itoa(pool))
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	f.smtp.WaitFor(t, 300, time.Minute)
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	var sending, sent int
-	if err := f.st.Pool.QueryRow(f.ctx, `SELECT count(*) FILTER (WHERE status = 'sending'), count(*) FILTER (WHERE status = 'sent')
-		FROM notifications`).Scan(&sending, &sent); err != nil {
-		t.Fatal(err)
-	}
+	sending, sent := f.killWorkerMidway(t, pool, 300, "notifications")
 	t.Logf("killed with %d sent, %d mails at the server, %d claimed and unrecorded", sent, len(f.smtp.Messages()), sending)
 	if sending > pool {
 		t.Fatalf("%d notifications left claimed by the killed process, want at most the pool's %d", sending, pool)
@@ -107,6 +93,104 @@ func TestKilledUnderLoad(t *testing.T) {
 	if sent == burst {
 		t.Fatal("the burst was done before the kill: nothing was tested")
 	}
+}
+
+// TestDigestsKilledUnderLoad is TestKilledUnderLoad for digests: a real
+// worker process sends the due digests of many destinations through the
+// SMTP pool and is killed (SIGKILL) midway. A digest is claimed (formed,
+// its items 'sending') only once its worker holds a pool connection, and
+// its outcome is recorded before the connection goes back, so at most the
+// pool's size of digests may be left 'sending' (to become unknown);
+// before, each of the 50 workers formed its digest first and then waited
+// for one of the 4 connections.
+func TestDigestsKilledUnderLoad(t *testing.T) {
+	if os.Getenv("FMN_LOAD_WORKER_DB") != "" {
+		loadWorkerChild(t)
+		return
+	}
+	t.Parallel()
+	const dests, perDigest, pool = 400, 2, 4
+	f := newFixture(t)
+	q := f.newInsertClient()
+	policy, err := fmn.ParsePolicy(json.RawMessage(`{"mode":"digest","every":"1h"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobs []river.InsertManyParams
+	err = f.st.InTx(f.ctx, func(tx pgx.Tx) error {
+		msgs := make([]store.NewMessage, dests*perDigest)
+		for i := range msgs {
+			msgs[i] = store.NewMessage{MsgID: fmt.Sprintf("digest-load-%d-%d", time.Now().UnixNano(), i), Meta: bodhiMeta(i), Envelope: []byte(`{}`)}
+		}
+		mids, err := store.InsertMessages(f.ctx, tx, msgs)
+		if err != nil {
+			return err
+		}
+		for i := range dests {
+			d, err := store.CreateDestination(f.ctx, tx, f.userID, fmn.KindEmail, fmt.Sprintf("alice+%d@example.org", i))
+			if err != nil {
+				return err
+			}
+			if _, err := store.ConfirmNow(f.ctx, tx, d.ID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(f.ctx, `UPDATE destinations SET delivery = $2 WHERE id = $1`, d.ID, []byte(policy)); err != nil {
+				return err
+			}
+			for j := range perDigest {
+				ns, err := store.InsertNotifications(f.ctx, tx, mids[i*perDigest+j], []rules.Match{{UserID: f.userID, RuleID: f.ruleID, DestinationID: d.ID}})
+				if err != nil {
+					return err
+				}
+				// Held two hours ago: the digest is due.
+				if _, err := tx.Exec(f.ctx, `UPDATE notifications SET held_at = now() - interval '2 hours' WHERE id = $1`, ns[0].ID); err != nil {
+					return err
+				}
+			}
+			jobs = append(jobs, river.InsertManyParams{Args: DigestArgs{DestinationID: d.ID}})
+		}
+		_, err = q.Client.InsertManyTx(f.ctx, tx, jobs)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sending, sent := f.killWorkerMidway(t, pool, 60, "digests")
+	t.Logf("killed with %d digests sent, %d mails at the server, %d digests claimed and unrecorded", sent, len(f.smtp.Messages()), sending)
+	if sending > pool {
+		t.Fatalf("%d digests left claimed by the killed process, want at most the pool's %d", sending, pool)
+	}
+	if sent == dests {
+		t.Fatal("every digest was sent before the kill: nothing was tested")
+	}
+	if got := len(f.smtp.Messages()); got > sent+sending {
+		t.Fatalf("%d mails arrived but only %d digests are recorded sent or sending", got, sent+sending)
+	}
+}
+
+// killWorkerMidway runs the calling test again as a worker process
+// (loadWorkerChild) with an SMTP pool of pool connections, kills it
+// (SIGKILL) once the server has received mails, and counts the rows of
+// table ('notifications' or 'digests') left 'sending' and recorded 'sent'.
+func (f *fixture) killWorkerMidway(t *testing.T, pool, mails int, table string) (sending, sent int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "FMN_LOAD_WORKER_DB="+f.dbURL, "FMN_LOAD_WORKER_SMTP="+f.smtp.URL(),
+		"FMN_LOAD_WORKER_POOL="+strconv.Itoa(pool))
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.smtp.WaitFor(t, mails, time.Minute)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if err := f.st.Pool.QueryRow(f.ctx, `SELECT count(*) FILTER (WHERE status = 'sending'), count(*) FILTER (WHERE status = 'sent')
+		FROM `+table).Scan(&sending, &sent); err != nil {
+		t.Fatal(err)
+	}
+	return sending, sent
 }
 
 // loadWorkerChild is the worker process of TestKilledUnderLoad: `fmn work`
