@@ -1,6 +1,6 @@
 // Package delivery is the one path every notification takes to its
-// destination, whatever the channel: the River jobs (one notification job
-// and one confirmation job, on a queue per channel), the decision whether a
+// destination, whatever the channel: the River jobs (a notification job,
+// a confirmation job and a test job, on a queue per channel), the decision whether a
 // destination may receive now, the claim that keeps a send from happening
 // twice, and what a failure means. The channels themselves live in the
 // subpackages email, irc, matrix and push; each is a Channel.
@@ -26,9 +26,28 @@ type Channel interface {
 	// Confirm sends d its confirmation: the code, and the link
 	// {base URL}/confirm/{code}, on behalf of the user named owner.
 	Confirm(ctx context.Context, d fmn.Destination, owner, code string) error
-	// Classify says what an error of Send or Confirm means.
+	// Tell sends d a short message of fmn's own (a test its owner asked
+	// for), in the channel's everyday form: a mail, an IRC line, a Matrix
+	// message, a push. Nothing is claimed: there is no notification.
+	Tell(ctx context.Context, d fmn.Destination, n Note) error
+	// Classify says what an error of Send, Confirm or Tell means.
 	Classify(err error) Verdict
 }
+
+// Note is a short message of fmn's own, for Channel.Tell.
+type Note struct {
+	// Key is the same on every attempt of one request and new for the
+	// next request: a Matrix transaction id is made from it (a retry shows
+	// once, a second test shows again), a mail's Message-ID, a push's tag.
+	Key string
+	// Title is a mail's subject, a push's title, the head of a chat line.
+	Title string
+	// Text is one line (the channels cut it to their size).
+	Text string
+}
+
+// Line is the note as one clean line of chat: "Title: Text".
+func (n Note) Line() string { return Clean(n.Title + ": " + n.Text) }
 
 // Claim marks the notification being sent (committed before the send). It
 // returns record to call with the outcome (nil: delivered), or nil when

@@ -29,7 +29,7 @@ const (
 )
 
 // jobTimeout is River's default for the jobs that name no route (sign-in
-// links, digests, tests); Rescue is just above it.
+// links, digests); Rescue is just above it.
 const jobTimeout = time.Minute
 
 // Queue inserts delivery jobs; it is what the consumer calls inside its
@@ -99,8 +99,8 @@ func NewQueue(c *river.Client[pgx.Tx], routes []Route) Queue {
 type Jobs struct {
 	Deliverer *Deliverer
 	Routes    []Route
-	// Register adds the channels' own job kinds (email's sign-in links,
-	// tests and digests).
+	// Register adds the channels' own job kinds (email's sign-in links
+	// and digests).
 	Register []func(*river.Workers)
 	// Periodic jobs, run by River's elected leader only.
 	Periodic []*river.PeriodicJob
@@ -127,6 +127,7 @@ func NewClient(pool *pgxpool.Pool, j Jobs, work bool) (*river.Client[pgx.Tx], er
 	}
 	river.AddWorker(workers, NotifyWorker{Deliverer: dl})
 	river.AddWorker(workers, ConfirmWorker{Deliverer: dl})
+	river.AddWorker(workers, TestWorker{Deliverer: dl})
 	for _, reg := range j.Register {
 		reg(workers)
 	}

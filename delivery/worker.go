@@ -51,11 +51,11 @@ const (
 	Skip
 )
 
-// Decide says whether d may receive a notification now: the owner's latest
-// word wins over the match made earlier. A muted destination's
-// notifications are dropped, not held: a mute means "not now", not "all of
-// it later".
-func Decide(d fmn.Destination, quiet fmn.Quiet, now time.Time) (Decision, string) {
+// Reachable says whether anything at all may be sent to d: it is
+// confirmed (no one gets what they did not agree to), turned on, and not
+// failing (what failed for good would fail again: its owner turns it on
+// again once it is fixed). Send, or why not.
+func Reachable(d fmn.Destination) (Decision, string) {
 	switch {
 	case !d.Confirmed:
 		return Drop, "destination not confirmed"
@@ -63,6 +63,19 @@ func Decide(d fmn.Destination, quiet fmn.Quiet, now time.Time) (Decision, string
 		return Skip, "destination disabled"
 	case d.FailingReason != "":
 		return Drop, "destination failing: " + d.FailingReason
+	}
+	return Send, ""
+}
+
+// Decide says whether d may receive a notification now: the owner's latest
+// word wins over the match made earlier. A muted destination's
+// notifications are dropped, not held: a mute means "not now", not "all of
+// it later".
+func Decide(d fmn.Destination, quiet fmn.Quiet, now time.Time) (Decision, string) {
+	if dec, reason := Reachable(d); dec != Send {
+		return dec, reason
+	}
+	switch {
 	case d.MutedUntil != nil && now.Before(*d.MutedUntil):
 		return Skip, "destination muted until " + d.MutedUntil.UTC().Format(time.RFC3339)
 	case quiet.Active(now):

@@ -34,13 +34,7 @@ func TestIRCAndPush(t *testing.T) {
 		"FMN_PUSH_SUBJECT=mailto:push-admin@example.org", "FMN_PUSH_ALLOW_PRIVATE=true") // the push service is on loopback
 	s.token = strings.TrimSpace(s.run("token", "create", "-user", "alice"))
 
-	var key struct {
-		PublicKey string `json:"public_key"`
-	}
-	if st := s.call("GET", "/api/v1/push/key", nil, &key); st != 200 || key.PublicKey == "" {
-		t.Fatalf("push key: %d", st)
-	}
-	push := pushtest.Start(t, key.PublicKey, "mailto:push-admin@example.org")
+	push := s.pushService(t)
 	browser, sub := push.Subscribe()
 
 	alice := irc.Connect(t, "alice")
@@ -215,6 +209,21 @@ func TestIRCAndPush(t *testing.T) {
 	if v := metric(t, s.base, `fmn_notifications_sent_total{channel="push"}`); v != float64(want+1) {
 		t.Fatalf("push sent metric %v, want %d", v, want+1)
 	}
+}
+
+// pushService starts a push service accepting the service's VAPID key
+// (read with the service's token) and the subject
+// mailto:push-admin@example.org, which the service must be started with
+// (FMN_PUSH_SUBJECT), beside FMN_PUSH_ALLOW_PRIVATE (it is on loopback).
+func (s *service) pushService(t *testing.T) *pushtest.Service {
+	t.Helper()
+	var key struct {
+		PublicKey string `json:"public_key"`
+	}
+	if st := s.call("GET", "/api/v1/push/key", nil, &key); st != 200 || key.PublicKey == "" {
+		t.Fatalf("push key: %d", st)
+	}
+	return pushtest.Start(t, key.PublicKey, "mailto:push-admin@example.org")
 }
 
 // liveStream records the events of GET /api/v1/stream: notification id →

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -18,7 +19,6 @@ import (
 	"fmn"
 	"fmn/delivery/irc/irctest"
 	"fmn/delivery/matrix/dendritetest"
-	"fmn/delivery/push/pushtest"
 	"fmn/store"
 )
 
@@ -70,13 +70,7 @@ func TestSendATestEveryChannel(t *testing.T) {
 	s := startService(t, "FMN_IRC_URL="+ircd.URL(), "FMN_IRC_NICK=fmn", "FMN_MATRIX_URL="+hs.URL, "FMN_MATRIX_TOKEN="+bot.Token,
 		"FMN_PUSH_SUBJECT=mailto:push-admin@example.org", "FMN_PUSH_ALLOW_PRIVATE=true")
 	s.token = strings.TrimSpace(s.run("token", "create", "-user", "alice", "-email", "alice@example.org"))
-	var key struct {
-		PublicKey string `json:"public_key"`
-	}
-	if st := s.call("GET", "/api/v1/push/key", nil, &key); st != 200 || key.PublicKey == "" {
-		t.Fatalf("push key: %d", st)
-	}
-	push := pushtest.Start(t, key.PublicKey, "mailto:push-admin@example.org")
+	push := s.pushService(t)
 	browser, sub := push.Subscribe()
 	nick := ircd.Connect(t, "alice")
 	web := s.signInByMail(t, "alice@example.org")
@@ -113,6 +107,10 @@ func TestSendATestEveryChannel(t *testing.T) {
 			t.Fatalf("press Send a test on destination %d: %v %+v", id, err, resp)
 		}
 		resp.Body.Close()
+	}
+	// A mute keeps bus news away, not a test asked for now.
+	if resp, err := web.PostForm(fmt.Sprintf("%s/destinations/%d/mute", s.base, dIRC), url.Values{"for": {"1h"}}); err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("mute: %v %+v", err, resp)
 	}
 	for _, id := range []int64{dMail, dIRC, dMatrix, dPush} {
 		press(id)
@@ -164,10 +162,28 @@ func TestSendATestEveryChannel(t *testing.T) {
 	if seen[0].ID == seen[1].ID {
 		t.Fatalf("the second test is the first event again: %+v", seen)
 	}
-	var cancelled int
-	st.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'test_send' AND state <> 'completed'`).Scan(&cancelled)
-	if cancelled != 0 {
-		t.Fatalf("%d test jobs not completed", cancelled)
+	// Every test job ends completed (a moment after its message arrived).
+	eventually(t, 30*time.Second, "every test job completed", func() bool {
+		var open int
+		st.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'test_send' AND state <> 'completed'`).Scan(&open)
+		return open == 0
+	})
+	// Each on its channel's queue.
+	if j := jobs(); j != "email completed ; irc completed ; matrix completed ; push completed ; matrix completed " {
+		t.Fatalf("test jobs: %s", j)
+	}
+	// A failing destination gets no test: the page says what to do.
+	if err := st.SetDestinationFailing(ctx, dPush, "the push service answered 410"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := web.PostForm(fmt.Sprintf("%s/destinations/%d/test", s.base, dPush), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "Delivery here is failing") {
+		t.Fatalf("test to a failing destination: %d\n%s", resp.StatusCode, b)
 	}
 }
 

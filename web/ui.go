@@ -14,7 +14,7 @@ import (
 
 	"fmn"
 	"fmn/apperr"
-	"fmn/delivery/email"
+	"fmn/delivery"
 	"fmn/rules"
 	"fmn/rules/meta"
 	"fmn/store"
@@ -750,14 +750,26 @@ func (s *Server) testSendForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !d.Confirmed {
+	if ok, _ := delivery.Testable(d); !ok {
 		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id,
-			Errors: map[string]string{"test": "Confirm this destination first: nothing is sent to it before."}})
+			Errors: map[string]string{"test": untestable(d)}})
 	}
-	if _, err := s.Jobs.Insert(r.Context(), email.TestSendArgs{DestinationID: d.ID}, nil); err != nil {
-		return fmt.Errorf("queue test message: %w", err)
+	if err := (delivery.Queue{Client: s.Jobs}).Test(r.Context(), d); err != nil {
+		return err
 	}
 	return s.redirect(w, r, "/destinations?done=test")
+}
+
+// untestable says on the page why d may not be sent a test
+// (delivery.Testable decides).
+func untestable(d fmn.Destination) string {
+	switch {
+	case !d.Confirmed:
+		return "Confirm this destination first: nothing is sent to it before."
+	case !d.Enabled:
+		return "This destination is turned off: turn it on to send a test."
+	}
+	return "Delivery here is failing. Once that is fixed, turn the destination off and on again, then send a test."
 }
 
 // ---- settings ----

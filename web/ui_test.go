@@ -702,7 +702,7 @@ func TestDestinationsPage(t *testing.T) {
 		t.Fatalf("test send: %d", resp.StatusCode)
 	}
 	var testJobs int
-	s.st.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'test_send'`).Scan(&testJobs)
+	s.st.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'test_send' AND queue = 'email'`).Scan(&testJobs)
 	if testJobs != 1 {
 		t.Fatalf("%d test jobs, want 1", testJobs)
 	}

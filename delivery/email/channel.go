@@ -130,6 +130,16 @@ func (s *Channel) Confirm(ctx context.Context, d fmn.Destination, owner, code st
 	return s.Mailer.Send(ctx, m, nil)
 }
 
+// Tell implements delivery.Channel: a plain mail, the note's title as its
+// subject.
+func (s *Channel) Tell(ctx context.Context, d fmn.Destination, n delivery.Note) error {
+	m, err := serviceMail(s.Settings, n.Key, d.Address, n.Title, n.Text+"\n\n-- \nfmn, "+s.Settings.BaseURL+"\n")
+	if err != nil {
+		return buildError{err}
+	}
+	return s.Mailer.Send(ctx, m, nil)
+}
+
 // Hold implements delivery.Digester: the notification waits for the
 // destination's digest; when the policy's count is reached (outside quiet
 // hours) the digest goes out from here, at once.
@@ -148,10 +158,9 @@ func (s *Channel) Hold(ctx context.Context, d fmn.Destination, n fmn.Notificatio
 	return nil
 }
 
-// Register adds email's own job kinds: sign-in links, tests, digests.
+// Register adds email's own job kinds: sign-in links, digests.
 func (s *Channel) Register(w *river.Workers) {
 	river.AddWorker(w, &LoginWorker{Channel: s})
-	river.AddWorker(w, &TestSendWorker{Channel: s})
 	river.AddWorker(w, &DigestWorker{Channel: s})
 	river.AddWorker(w, &DigestTickWorker{Channel: s})
 }

@@ -53,6 +53,11 @@ func (c *Channel) Confirm(ctx context.Context, d fmn.Destination, owner, code st
 		delivery.Clean(owner), base, code, code))
 }
 
+// Tell implements delivery.Channel: one line, "title: text", cut to fit.
+func (c *Channel) Tell(ctx context.Context, d fmn.Destination, n delivery.Note) error {
+	return c.Bot.Say(ctx, d.Address, delivery.CutAtWord(n.Line(), TextBudget(c.Bot.Nick(), d.Address)))
+}
+
 // Classify implements delivery.Channel: the bot offline means waiting;
 // anything else (a connection lost with the line queued) is retried.
 func (c *Channel) Classify(err error) delivery.Verdict {

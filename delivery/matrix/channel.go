@@ -109,6 +109,12 @@ func (c *Channel) Confirm(ctx context.Context, d fmn.Destination, owner, code st
 		Message{MsgType: "m.text", Body: plain, Format: "org.matrix.custom.html", FormattedBody: rich}, nil)
 }
 
+// Tell implements delivery.Channel: one plain m.text, under a transaction
+// id made from the note's key (a retry shows once).
+func (c *Channel) Tell(ctx context.Context, d fmn.Destination, n delivery.Note) error {
+	return c.send(ctx, d, "fmn."+n.Key, Message{MsgType: "m.text", Body: delivery.CutAtWord(n.Line(), 1000)}, nil)
+}
+
 // Classify implements delivery.Channel: 429 waits retry_after_ms; a user
 // that does not exist (or a server refusing the invite) is permanent;
 // anything else is retried.

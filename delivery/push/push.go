@@ -32,6 +32,7 @@ import (
 const (
 	pushTTL        = 24 * time.Hour
 	pushConfirmTTL = store.ConfirmTTL
+	pushNoteTTL    = 10 * time.Minute
 )
 
 // Route: push has its own queue; ten attempts (about a day with its
@@ -253,6 +254,16 @@ func (p *Pusher) Confirm(ctx context.Context, d fmn.Destination, owner, code str
 		Tag:   "fmn-confirm",
 	}
 	return p.inTurn(ctx, d, func() error { return p.post(ctx, d.Address, payload, pushConfirmTTL, webpush.UrgencyHigh, nil) })
+}
+
+// Tell implements delivery.Channel: the note pushed, opening the
+// destinations page; kept by the push service a few minutes only (a test
+// is looked for now).
+func (p *Pusher) Tell(ctx context.Context, d fmn.Destination, n delivery.Note) error {
+	base := p.Settings.BaseURL
+	payload := Payload{Title: delivery.CutAtWord(delivery.Clean(n.Title), 100), Body: delivery.CutAtWord(delivery.Clean(n.Text), 400),
+		Link: base + "/destinations", Icon: base + "/static/favicon.svg", Tag: "fmn-" + n.Key}
+	return p.inTurn(ctx, d, func() error { return p.post(ctx, d.Address, payload, pushNoteTTL, webpush.UrgencyNormal, nil) })
 }
 
 // VAPIDKeys returns the key pair to sign with: the configured one, checked,
