@@ -32,10 +32,11 @@ const previewTimeout = "3s"
 // destinations aside): their count and the latest limit of them.
 //
 // The rule becomes one SQL condition: each tracking entry is an arm of an
-// OR that an index serves (the GIN indexes on usernames and packages for
-// exact names, btree on app and topic, trigram indexes for globs turned
-// into LIKE patterns), so PostgreSQL can combine bitmap scans instead of
-// reading the whole window; the filters are applied to those rows.
+// OR that an index serves (the GIN indexes on the name arrays, btree on app
+// and topic; a glob over names or topics is first turned into the stored
+// names it matches, see namesLike), so PostgreSQL can combine bitmap scans
+// instead of reading the whole window; the filters are applied to those
+// rows.
 func (s *Store) PreviewRule(ctx context.Context, r rules.Rule, owner string, days, limit int) (Preview, error) {
 	p := Preview{Days: days, Messages: []fmn.Message{}}
 	var q sqlArgs
@@ -95,19 +96,16 @@ func split(ps []string) (exact []string, globs []rules.Glob) {
 
 func previewTracked(q *sqlArgs, r rules.Rule, owner string) string {
 	var arms []string
+	// The arrays' GIN indexes leave empty arrays out (migration 0014):
+	// each overlap says so, for the planner to use them.
 	arrayArms := func(col string, ps []string, extra ...string) {
 		exact, globs := split(ps)
 		exact = append(exact, extra...)
 		if len(exact) > 0 {
-			arms = append(arms, fmt.Sprintf("m.%s && %s::text[]", col, q.add(exact)))
+			arms = append(arms, fmt.Sprintf("(m.%s <> '{}' AND m.%s && %s::text[])", col, col, q.add(exact)))
 		}
-		for _, g := range globs {
-			// The joined form finds candidates through its trigram index;
-			// the element test then rules out a '%' that spanned two
-			// elements.
-			like := g.Like()
-			arms = append(arms, fmt.Sprintf("(fmn_joined(m.%s) LIKE %s AND EXISTS (SELECT 1 FROM unnest(m.%s) e WHERE e LIKE %s))",
-				col, q.add("%\n"+like+"\n%"), col, q.add(like)))
+		if len(globs) > 0 {
+			arms = append(arms, fmt.Sprintf("(m.%s <> '{}' AND m.%s && %s)", col, col, namesLike(q, col, globs)))
 		}
 	}
 	var mine []string
@@ -125,6 +123,13 @@ func previewTracked(q *sqlArgs, r rules.Rule, owner string) string {
 		if len(exact) > 0 {
 			arms = append(arms, fmt.Sprintf("m.%s = ANY(%s::text[])", col, q.add(exact)))
 		}
+		if len(globs) == 0 {
+			return
+		}
+		if col == "topic" {
+			arms = append(arms, fmt.Sprintf("m.topic = ANY(%s)", namesLike(q, col, globs)))
+			return
+		}
 		for _, g := range globs {
 			arms = append(arms, fmt.Sprintf("m.%s LIKE %s", col, q.add(g.Like())))
 		}
@@ -141,6 +146,20 @@ func previewTracked(q *sqlArgs, r rules.Rule, owner string) string {
 		return "false"
 	}
 	return strings.Join(arms, " OR ")
+}
+
+// namesLike is the array of the stored names of column col (a message
+// array, or topic) that match any of globs. message_names holds every name
+// any stored message has (a trigger on the log fills it), so the glob is
+// matched against a few thousand names rather than every message, and the
+// messages are then found by name through col's index, as for names given
+// literally. The ARRAY(…) is computed once per statement (an InitPlan).
+func namesLike(q *sqlArgs, col string, globs []rules.Glob) string {
+	likes := make([]string, len(globs))
+	for i, g := range globs {
+		likes[i] = g.Like()
+	}
+	return fmt.Sprintf("ARRAY(SELECT n.name FROM message_names n WHERE n.kind = '%s' AND n.name LIKE ANY(%s::text[]))", col, q.add(likes))
 }
 
 // artifactColumns are the message columns of each dist-git namespace.
@@ -171,11 +190,11 @@ func previewOwned(q *sqlArgs, r rules.Rule, owner string) []string {
 	pu, pg, pmine, powner := q.add(users), q.add(groups), q.add(t.MyGroups), q.add(owner)
 	var arms []string
 	for _, ac := range artifactColumns {
-		arms = append(arms, fmt.Sprintf(`m.%s && ARRAY(SELECT a.project FROM distgit_access a WHERE a.namespace = '%s' AND (
+		arms = append(arms, fmt.Sprintf(`(m.%s <> '{}' AND m.%s && ARRAY(SELECT a.project FROM distgit_access a WHERE a.namespace = '%s' AND (
 			a.principal_kind = 'user' AND a.principal = ANY(%s::text[]) OR
 			a.principal_kind = 'group' AND (a.principal = ANY(%s::text[]) OR
-				%s::boolean AND a.principal IN (SELECT group_name FROM group_members WHERE user_name = %s))))`,
-			ac.column, ac.namespace, pu, pg, pmine, powner))
+				%s::boolean AND a.principal IN (SELECT group_name FROM group_members WHERE user_name = %s)))))`,
+			ac.column, ac.column, ac.namespace, pu, pg, pmine, powner))
 	}
 	return arms
 }

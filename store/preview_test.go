@@ -237,3 +237,42 @@ func TestPreviewWindowAndLimit(t *testing.T) {
 		t.Fatalf("last 30 days: count %d, err %v", p.Count, err)
 	}
 }
+
+// TestPreviewGlobsSeeEveryStoredName: a glob is matched against the names
+// the log's trigger collects (migration 0014), so a message stored by any
+// statement, or changed later, is found by a glob over its names and topic.
+func TestPreviewGlobsSeeEveryStoredName(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.New(t)
+	if _, err := st.Pool.Exec(ctx, `INSERT INTO messages (msg_id, topic, usernames, packages, containers, envelope)
+		VALUES ('raw-1', 'org.test.prod.zz_raw.made', '{zz-someone}', '{zz-new-pkg}', '{zz-box}', '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	count := func(tr rules.Track) int64 {
+		t.Helper()
+		p, err := st.PreviewRule(ctx, rules.Rule{Name: "g", Track: tr}, "x", 7, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Count
+	}
+	for _, tr := range []rules.Track{{Packages: []string{"zz-new-*"}}, {Users: []string{"*-someone"}},
+		{Topics: []string{"*.zz?raw.*"}}, {Containers: []string{"zz-b?x"}}} {
+		if n := count(tr); n != 1 {
+			t.Fatalf("%+v found %d messages, want the one stored by hand", tr, n)
+		}
+	}
+	if n := count(rules.Track{Packages: []string{"zz-upd*"}}); n != 0 {
+		t.Fatalf("a glob matching no name found %d", n)
+	}
+	if _, err := st.Pool.Exec(ctx, `UPDATE messages SET packages = '{zz-updated}' WHERE msg_id = 'raw-1'`); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(rules.Track{Packages: []string{"zz-upd*"}}); n != 1 {
+		t.Fatalf("after an update the glob found %d messages, want 1", n)
+	}
+	if n := count(rules.Track{Packages: []string{"zz-new-*"}}); n != 0 {
+		t.Fatalf("the old name still finds %d messages", n)
+	}
+}

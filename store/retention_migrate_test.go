@@ -52,7 +52,10 @@ func TestRetentionMigrationConvertsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range ms {
-		if m.version == 11 || m.version == 12 {
+		// 0014 and later were written with 0011 on main: no database
+		// applies them before it (0014's trigger on messages is one that
+		// 0011 would refuse to move).
+		if m.version == 11 || m.version == 12 || m.version >= 14 {
 			continue
 		}
 		if _, err := st.Pool.Exec(ctx, m.sql); err != nil {

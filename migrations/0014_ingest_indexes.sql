@@ -1,0 +1,62 @@
+-- Storing a message cost twice what it did before the message log grew its
+-- new kinds: measured, the six trigram indexes (topic and the five joined
+-- name lists) were half of the insert's database time, the GIN indexes of
+-- the name arrays a fifth more, most of it spent on messages that have no
+-- container, module or flatpak at all.
+--
+-- * The trigram indexes served only the preview's globs. The names a glob
+--   can match are few (a few hundred topics, some tens of thousands of
+--   users and packages), so they are kept once each in message_names,
+--   filled by a statement trigger on the log; the preview finds the names a
+--   glob matches there and the messages through the arrays' GIN indexes
+--   (or topic's btree), as for names given literally. A name stays after
+--   its last message is dropped by retention: it then matches nothing.
+-- * The arrays' GIN indexes leave out empty arrays, which `&&` never
+--   matches anyway; the preview says `col <> '{}'` beside each overlap so
+--   that the planner may use them.
+
+CREATE TABLE message_names (
+    kind text NOT NULL CHECK (kind IN ('topic', 'usernames', 'packages', 'containers', 'modules', 'flatpaks')),
+    name text NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+CREATE INDEX message_names_trgm ON message_names USING gin (name gin_trgm_ops);
+
+-- The names of one message, as message_names keeps them.
+CREATE FUNCTION fmn_names_of(m messages) RETURNS TABLE (kind text, name text) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT v.kind, unnest(v.names)
+    FROM (VALUES ('topic', ARRAY[m.topic]), ('usernames', m.usernames), ('packages', m.packages),
+                 ('containers', m.containers), ('modules', m.modules), ('flatpaks', m.flatpaks)) AS v(kind, names)
+$$;
+
+-- One statement per batch of the ingester: the new names of the batch, in
+-- key order (so that two ingesters adding the same new names never wait
+-- for each other crosswise), skipping those already known before trying
+-- to insert them.
+CREATE FUNCTION messages_names() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO message_names (kind, name)
+    SELECT DISTINCT n.kind, n.name FROM new_rows r CROSS JOIN LATERAL fmn_names_of(r) n
+    WHERE NOT EXISTS (SELECT 1 FROM message_names e WHERE e.kind = n.kind AND e.name = n.name)
+    ORDER BY n.kind, n.name
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER messages_inserted AFTER INSERT ON messages REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION messages_names();
+-- fmn never changes a stored message's names, but whoever does by hand
+-- keeps the preview right.
+CREATE TRIGGER messages_updated AFTER UPDATE ON messages REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION messages_names();
+
+INSERT INTO message_names (kind, name)
+SELECT DISTINCT n.kind, n.name FROM messages m CROSS JOIN LATERAL fmn_names_of(m) n;
+
+DROP INDEX messages_topic_trgm, messages_usernames_trgm, messages_packages_trgm,
+    messages_containers_trgm, messages_modules_trgm, messages_flatpaks_trgm;
+DROP INDEX messages_usernames, messages_packages, messages_containers, messages_modules, messages_flatpaks;
+CREATE INDEX messages_usernames ON messages USING gin (usernames) WHERE usernames <> '{}';
+CREATE INDEX messages_packages ON messages USING gin (packages) WHERE packages <> '{}';
+CREATE INDEX messages_containers ON messages USING gin (containers) WHERE containers <> '{}';
+CREATE INDEX messages_modules ON messages USING gin (modules) WHERE modules <> '{}';
+CREATE INDEX messages_flatpaks ON messages USING gin (flatpaks) WHERE flatpaks <> '{}';
