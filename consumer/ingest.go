@@ -239,19 +239,19 @@ func (in *Ingester) storeTx(ctx context.Context, p batchPlan) error {
 		if err != nil {
 			return err
 		}
-		ids, err := store.InsertMessageBatch(ctx, tx, msgs)
+		sms, err := store.StoreMessageBatch(ctx, tx, msgs)
 		if err != nil {
 			return err
 		}
 		var mms []store.MessageMatches
-		for i, id := range ids {
-			if id == 0 {
+		for i, sm := range sms {
+			if sm.ID == 0 {
 				dup++
 				continue
 			}
 			stored++
 			if ms := set.Match(msgs[i].Meta); len(ms) > 0 {
-				mms = append(mms, store.MessageMatches{MessageID: id, Matches: ms})
+				mms = append(mms, store.MessageMatches{MessageID: sm.ID, ReceivedAt: sm.ReceivedAt, Matches: ms})
 			}
 			if in.InTx != nil {
 				if err := in.InTx(ctx, tx, batch[i].Envelope.Topic, batch[i].Envelope.Body); err != nil {

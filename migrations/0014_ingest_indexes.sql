@@ -60,3 +60,15 @@ CREATE INDEX messages_packages ON messages USING gin (packages) WHERE packages <
 CREATE INDEX messages_containers ON messages USING gin (containers) WHERE containers <> '{}';
 CREATE INDEX messages_modules ON messages USING gin (modules) WHERE modules <> '{}';
 CREATE INDEX messages_flatpaks ON messages USING gin (flatpaks) WHERE flatpaks <> '{}';
+
+-- The history joins notifications to the log, which is partitioned by
+-- received_at: by message id alone every partition's index is probed for
+-- every notification (ninety days kept, ninety probes). Each notification
+-- now carries its message's received_at, and the join names it, so that
+-- only the message's own day is read.
+ALTER TABLE notifications ADD COLUMN message_received_at timestamptz;
+UPDATE notifications n SET message_received_at = m.received_at FROM messages m WHERE m.id = n.message_id;
+-- A notification whose message is gone (none should be: they are dropped
+-- together) would not show in the history either way.
+DELETE FROM notifications WHERE message_received_at IS NULL;
+ALTER TABLE notifications ALTER COLUMN message_received_at SET NOT NULL;

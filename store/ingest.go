@@ -42,7 +42,7 @@ const insertMessageBatch = `
 			summary, link, severity, sent_at, endpoint, envelope, ord)
 	WHERE NOT EXISTS (SELECT 1 FROM messages e WHERE e.msg_id = t.msg_id AND e.received_at >= $17)
 	ORDER BY t.ord
-	RETURNING id, msg_id`
+	RETURNING id, msg_id, received_at`
 
 // lockMessageIDs serialises the batches that carry the same msg_ids (a
 // relay and its source read by two fmn processes) until their transactions
@@ -80,6 +80,27 @@ func dedupeFloor(msgs []NewMessage, now time.Time) pgtype.Timestamptz {
 // msg_id (msgs must not repeat a msg_id). The returned slice holds, for
 // each input, the new row's id, or 0 when that msg_id was already stored.
 func InsertMessageBatch(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]int64, error) {
+	stored, err := StoreMessageBatch(ctx, tx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(stored))
+	for i, m := range stored {
+		ids[i] = m.ID
+	}
+	return ids, nil
+}
+
+// StoredMessage is where a new message went: its id and the received_at
+// that names its partition (the notifications made from it keep both).
+type StoredMessage struct {
+	ID         int64
+	ReceivedAt time.Time
+}
+
+// StoreMessageBatch is InsertMessageBatch returning the received_at of
+// each new row as well (a zero StoredMessage for a msg_id already stored).
+func StoreMessageBatch(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]StoredMessage, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
@@ -106,13 +127,13 @@ func InsertMessageBatch(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]in
 	if err != nil {
 		return nil, translate(err, "store messages")
 	}
-	byID := make(map[string]int64, n)
-	var id int64
+	byID := make(map[string]StoredMessage, n)
+	var sm StoredMessage
 	var msgID string
-	if _, err := pgx.ForEachRow(rows, []any{&id, &msgID}, func() error { byID[msgID] = id; return nil }); err != nil {
+	if _, err := pgx.ForEachRow(rows, []any{&sm.ID, &msgID, &sm.ReceivedAt}, func() error { byID[msgID] = sm; return nil }); err != nil {
 		return nil, translate(err, "store messages")
 	}
-	out := make([]int64, n)
+	out := make([]StoredMessage, n)
 	for i, m := range msgs {
 		out[i] = byID[m.MsgID]
 	}
@@ -133,7 +154,10 @@ func jsonList(l []string) string {
 // MessageMatches are the rule matches of one stored message.
 type MessageMatches struct {
 	MessageID int64
-	Matches   []rules.Match
+	// ReceivedAt is the message's received_at; when zero it is read from
+	// the log (by id, which probes every partition: the ingester knows it).
+	ReceivedAt time.Time
+	Matches    []rules.Match
 }
 
 // InsertNotificationBatch records the matches of many stored messages in
@@ -145,9 +169,12 @@ type MessageMatches struct {
 func InsertNotificationBatch(ctx context.Context, tx pgx.Tx, mms []MessageMatches) ([]NewNotification, error) {
 	var msgIDs, users, ruleIDs, dests []int64
 	var fields, entries []string
+	var received []pgtype.Timestamptz
 	for _, mm := range mms {
+		at := pgtype.Timestamptz{Time: mm.ReceivedAt, Valid: !mm.ReceivedAt.IsZero()}
 		for _, m := range mm.Matches {
 			msgIDs = append(msgIDs, mm.MessageID)
+			received = append(received, at)
 			users = append(users, m.UserID)
 			ruleIDs = append(ruleIDs, m.RuleID)
 			dests = append(dests, m.DestinationID)
@@ -160,14 +187,16 @@ func InsertNotificationBatch(ctx context.Context, tx pgx.Tx, mms []MessageMatche
 	}
 	rows, err := tx.Query(ctx, `
 		WITH ins AS (
-			INSERT INTO notifications (message_id, user_id, rule_id, destination_id, status, hit_field, hit_entry)
-			SELECT m, u, nullif(r, 0), nullif(d, 0), CASE WHEN d = 0 THEN 'recorded' ELSE 'pending' END,
+			INSERT INTO notifications (message_id, message_received_at, user_id, rule_id, destination_id, status, hit_field, hit_entry)
+			SELECT m, coalesce(at, (SELECT received_at FROM messages WHERE id = m)),
+				u, nullif(r, 0), nullif(d, 0), CASE WHEN d = 0 THEN 'recorded' ELSE 'pending' END,
 				nullif(f, ''), nullif(e, '')
-			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[]) AS t(m, u, r, d, f, e)
+			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[])
+				AS t(m, u, r, d, f, e, at)
 			ON CONFLICT DO NOTHING
 			RETURNING id, destination_id)
 		SELECT ins.id, ins.destination_id, d.kind FROM ins JOIN destinations d ON d.id = ins.destination_id`,
-		msgIDs, users, ruleIDs, dests, fields, entries)
+		msgIDs, users, ruleIDs, dests, fields, entries, received)
 	if err != nil {
 		return nil, translate(err, "insert notifications")
 	}

@@ -29,7 +29,11 @@ const notificationCols = `n.id, n.status, coalesce(n.error, ''), n.created_at, n
 	CASE WHEN n.hit_field IS NOT NULL THEN json_strip_nulls(json_build_object('field', n.hit_field, 'entry', n.hit_entry)) END,
 	` + messageCols
 
-const notificationFrom = ` FROM notifications n JOIN messages m ON m.id = n.message_id LEFT JOIN rules r ON r.id = n.rule_id `
+// notificationFrom joins a notification to its message by the message's
+// id and its partition key, so that only the message's day of the log is
+// read (TestHistoryReadsOneDayPerMessage).
+const notificationFrom = ` FROM notifications n JOIN messages m ON m.id = n.message_id AND m.received_at = n.message_received_at
+	LEFT JOIN rules r ON r.id = n.rule_id `
 
 // notificationDests lists the scan targets for notificationCols.
 func notificationDests(n *fmn.Notification) []any {
