@@ -7,9 +7,9 @@ package rules
 // The rule's lowest severity rank rides in the flags' word, keeping a
 // compiled rule at 96 bytes.
 type ctrack struct {
-	lists                 []tlist
 	mine, owned, myGroups bool
 	minSev                int8
+	lists                 []tlist
 }
 
 // tlist is one non-empty list of a track.
@@ -18,21 +18,7 @@ type tlist struct {
 	vals  []string
 }
 
-// The lists of a Track, as tlist.field.
-const (
-	listUsers uint8 = iota
-	listPackages
-	listContainers
-	listModules
-	listFlatpaks
-	listTopics
-	listApps
-	listAgents
-	listOwnedBy
-	listGroups
-)
-
-// fields returns pointers to t's lists, indexed by list constant.
+// fields returns pointers to t's lists; tlist.field is an index into it.
 func fields(t *Track) [10]*[]string {
 	return [10]*[]string{&t.Users, &t.Packages, &t.Containers, &t.Modules, &t.Flatpaks,
 		&t.Topics, &t.Apps, &t.Agents, &t.OwnedBy, &t.Groups}
@@ -55,16 +41,6 @@ func compactTrack(t Track, minSev int) ctrack {
 		}
 	}
 	return c
-}
-
-// get returns one list (nil when the rule has none).
-func (c ctrack) get(field uint8) []string {
-	for _, l := range c.lists {
-		if l.field == field {
-			return l.vals
-		}
-	}
-	return nil
 }
 
 // full returns the Track again, for filing and unfiling.

@@ -54,53 +54,81 @@ var typedHits = [nKinds]string{HitPackages, HitContainers, HitModules, HitFlatpa
 
 // crule is a rule as the index keeps it: its tracking entries (to unfile
 // it on change), its destinations and its filters, with globs compiled once.
+//
+// A message visits every rule it matches, and in a large population each
+// visit is a cache miss on the rule, so everything a visit reads comes
+// first and fits one or two cache lines: the first two destinations inline
+// (nearly every rule has one or two), the severity floor, and not_my_actions
+// as a flag with a hash of the owner's name, so that a visit compares the
+// names only when the hashes agree. The rest (filters over apps and topics,
+// further destinations) is behind ext, nil for most rules.
 type crule struct {
 	id     int64
 	userID int64
-	owner  string
-	dests  []int64
-	track  ctrack   // with the lowest severity rank kept (info unless the rule says)
-	filt   *filters // nil when the rule has no other filter: most rules
+	dests  [2]int64 // the first ndests destinations
+	ext    *ruleExt
+	// ownerHash is nameHash(owner).
+	ownerHash uint32
+	notMine   bool
+	ndests    uint8  // of dests in use
+	track     ctrack // with the lowest severity rank kept (info unless the rule says)
+	owner     string
 }
 
-type filters struct {
+// ruleExt is the part of a rule few rules have.
+type ruleExt struct {
 	apps          []Glob
 	appsExclude   []Glob
 	topicsExclude []Glob
-	notMine       bool
+	moreDests     []int64 // past the first two
 }
 
 func compileRule(r Rule) *crule {
-	c := &crule{id: r.ID, userID: r.UserID, owner: r.Owner, dests: slices.Clone(r.Destinations),
-		track: compactTrack(r.Track, SeverityRank(r.Filters.SeverityAtLeast))}
+	c := &crule{id: r.ID, userID: r.UserID, owner: r.Owner, ownerHash: nameHash(r.Owner),
+		notMine: r.Filters.NotMyActions,
+		track:   compactTrack(r.Track, SeverityRank(r.Filters.SeverityAtLeast))}
+	c.ndests = uint8(copy(c.dests[:], r.Destinations))
 	f := r.Filters
-	if len(f.Apps)+len(f.AppsExclude)+len(f.TopicsExclude) > 0 || f.NotMyActions {
-		c.filt = &filters{
+	if len(f.Apps)+len(f.AppsExclude)+len(f.TopicsExclude) > 0 || len(r.Destinations) > len(c.dests) {
+		c.ext = &ruleExt{
 			apps:          compileAll(f.Apps),
 			appsExclude:   compileAll(f.AppsExclude),
 			topicsExclude: compileAll(f.TopicsExclude),
-			notMine:       f.NotMyActions,
+		}
+		if len(r.Destinations) > len(c.dests) {
+			c.ext.moreDests = slices.Clone(r.Destinations[len(c.dests):])
 		}
 	}
 	return c
 }
 
+// nameHash is a cheap hash of a name (FNV-1a), to tell most unequal names
+// apart without reading both.
+func nameHash(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}
+
 // passes applies the rule's filters to a tracked message.
-func (c *crule) passes(md *meta.Metadata, sev int) bool {
-	if sev < int(c.track.minSev) {
+func (c *crule) passes(m *matcher) bool {
+	if m.sev < int(c.track.minSev) {
 		return false
 	}
-	f := c.filt
-	if f == nil {
+	if c.notMine && c.ownerHash == m.agentHash && m.md.Agent != "" && m.md.Agent == c.owner {
+		return false
+	}
+	x := c.ext
+	if x == nil {
 		return true
 	}
-	if f.notMine && md.Agent != "" && md.Agent == c.owner {
+	md := m.md
+	if len(x.apps) > 0 && !anyMatchOne(x.apps, md.App) {
 		return false
 	}
-	if len(f.apps) > 0 && !anyMatchOne(f.apps, md.App) {
-		return false
-	}
-	return !anyMatchOne(f.appsExclude, md.App) && !anyMatchOne(f.topicsExclude, md.Topic)
+	return !anyMatchOne(x.appsExclude, md.App) && !anyMatchOne(x.topicsExclude, md.Topic)
 }
 
 // Set is an immutable snapshot of every enabled rule, indexed by what they track; safe for concurrent use. With derives the
@@ -115,13 +143,11 @@ type Set struct {
 	agents fieldIndex
 
 	// Ownership (owned.go): artifact name → its maintainers' principal
-	// keys, per kind; principal key → the rules following it; user → the
-	// groups they are in; user → their my_groups rules.
-	owners   [nKinds]strMap[[]*string] // pointers into intern
-	intern   *interner
-	watch    strMap[*posting]
-	members  strMap[[]string]
-	myGroups strMap[*posting]
+	// ids, per kind; principal id → the rules following it and a user's
+	// groups; the numbering, shared by Sets derived from one another.
+	owners [nKinds]strMap[[]int32]
+	princ  principals
+	intern *interner
 }
 
 // NewSet indexes rules. Disabled rules are left out: they can never produce
@@ -150,6 +176,11 @@ func (s *Set) With(upserts []Rule, deleted []int64) *Set {
 func (s *Set) Apply(ch Changes) *Set {
 	n := *s
 	e := &edit{}
+	if n.intern == nil {
+		n.intern = newInterner()
+	}
+	n.intern.mu.Lock()
+	defer n.intern.mu.Unlock()
 	for _, id := range ch.Deleted {
 		n.remove(e, id)
 	}
@@ -166,15 +197,8 @@ func (s *Set) Apply(ch Changes) *Set {
 			n.add(e, compileRule(r))
 		}
 	}
-	if len(ch.Artifacts) > 0 {
-		if n.intern == nil {
-			n.intern = newInterner()
-		}
-		n.intern.mu.Lock()
-		for _, a := range ch.Artifacts {
-			n.setOwners(e, a, n.intern)
-		}
-		n.intern.mu.Unlock()
+	for _, a := range ch.Artifacts {
+		n.setOwners(e, a, n.intern)
 	}
 	return &n
 }
@@ -275,13 +299,14 @@ var matchers = sync.Pool{New: func() any { return &matcher{} }}
 // open-addressing set of their destinations, cleared in O(1) by bumping a
 // generation number.
 type matcher struct {
-	md    *meta.Metadata
-	sev   int
-	field string  // the Hit field of the index being looked up
-	out   []Match // the caller's slice; this call's matches start at base
-	base  int
-	slot  []destSlot
-	gen   uint32
+	md        *meta.Metadata
+	sev       int
+	agentHash uint32  // nameHash(md.Agent)
+	field     string  // the Hit field of the index being looked up
+	out       []Match // the caller's slice; this call's matches start at base
+	base      int
+	slot      []destSlot
+	gen       uint32
 }
 
 type destSlot struct {
@@ -292,6 +317,7 @@ type destSlot struct {
 
 func (m *matcher) reset(md *meta.Metadata, dst []Match) {
 	m.md, m.sev, m.out, m.base = md, SeverityRank(md.Severity), dst, len(dst)
+	m.agentHash = nameHash(md.Agent)
 	m.gen++
 	if m.gen == 0 {
 		clear(m.slot)
@@ -312,12 +338,16 @@ func (m *matcher) visitBucket(b *bucket, s string) {
 
 // visit emits the matches of the rules filed under one entry, pattern.
 func (m *matcher) visit(rs []*crule, pattern string) {
+	var ph uint32
+	if m.field == HitUsers {
+		ph = nameHash(pattern)
+	}
 	for _, c := range rs {
-		if !c.passes(m.md, m.sev) {
+		if !c.passes(m) {
 			continue
 		}
 		hit := Hit{Field: m.field, Entry: pattern}
-		if m.field == HitUsers && c.track.mine && pattern == c.owner {
+		if m.field == HitUsers && c.track.mine && c.ownerHash == ph && pattern == c.owner {
 			// The owner's name is filed once, for mine, even when users
 			// lists it too.
 			hit = Hit{Field: HitMine}
@@ -328,14 +358,19 @@ func (m *matcher) visit(rs []*crule, pattern string) {
 
 // emitRule emits rule c's matches, credited to hit.
 func (m *matcher) emitRule(c *crule, hit Hit) {
-	if len(c.dests) == 0 {
+	if c.ndests == 0 {
 		// History only: one per user, keyed apart from every
 		// destination id (those are positive).
 		m.emit(c, -c.userID, 0, hit)
 		return
 	}
-	for _, d := range c.dests {
+	for _, d := range c.dests[:c.ndests] {
 		m.emit(c, d, d, hit)
+	}
+	if c.ext != nil {
+		for _, d := range c.ext.moreDests {
+			m.emit(c, d, d, hit)
+		}
 	}
 }
 
