@@ -56,24 +56,39 @@ var typedHits = [nKinds]string{HitPackages, HitContainers, HitModules, HitFlatpa
 // it on change), its destinations and its filters, with globs compiled once.
 //
 // A message visits every rule it matches, and in a large population each
-// visit is a cache miss on the rule, so everything a visit reads comes
-// first and fits one or two cache lines: the first two destinations inline
-// (nearly every rule has one or two), the severity floor, and not_my_actions
-// as a flag with a hash of the owner's name, so that a visit compares the
-// names only when the hashes agree. The rest (filters over apps and topics,
-// further destinations) is behind ext, nil for most rules.
+// visit is a cache miss on the rule, so what nearly every visit reads
+// comes first, in 32 bytes, which lie in one cache line wherever the
+// allocator puts a 96-byte object: the ids, the first destination, and a
+// word of the severity floor, the number of destinations, the flags and a
+// hash of the owner's name (not_my_actions compares the names only when
+// the hashes agree). The second destination follows; filters over apps
+// and topics and further destinations are behind ext, nil for most rules.
 type crule struct {
 	id     int64
 	userID int64
-	dests  [2]int64 // the first ndests destinations
-	ext    *ruleExt
+	dest0  int64
 	// ownerHash is nameHash(owner).
 	ownerHash uint32
-	notMine   bool
-	ndests    uint8  // of dests in use
-	track     ctrack // with the lowest severity rank kept (info unless the rule says)
-	owner     string
+	minSev    int8  // the lowest severity rank kept (info unless the rule says)
+	ndests    uint8 // 0, 1 (dest0), 2 (dest1 too) or 3: ext.moreDests too
+	flags     uint8
+
+	dest1 int64
+	ext   *ruleExt // set when flagFiltered or ndests > 2
+	owner string
+	lists ctrack
 }
+
+// Bits of crule.flags.
+const (
+	flagMine uint8 = 1 << iota
+	flagOwned
+	flagMyGroups
+	flagNotMine
+	flagFiltered // ext holds filters over apps or topics
+)
+
+func (c *crule) has(f uint8) bool { return c.flags&f != 0 }
 
 // ruleExt is the part of a rule few rules have.
 type ruleExt struct {
@@ -85,19 +100,37 @@ type ruleExt struct {
 
 func compileRule(r Rule) *crule {
 	c := &crule{id: r.ID, userID: r.UserID, owner: r.Owner, ownerHash: nameHash(r.Owner),
-		notMine: r.Filters.NotMyActions,
-		track:   compactTrack(r.Track, SeverityRank(r.Filters.SeverityAtLeast))}
-	c.ndests = uint8(copy(c.dests[:], r.Destinations))
+		minSev: int8(SeverityRank(r.Filters.SeverityAtLeast)), lists: compactTrack(r.Track)}
+	for _, f := range []struct {
+		on  bool
+		bit uint8
+	}{{r.Track.Mine, flagMine}, {r.Track.Owned, flagOwned}, {r.Track.MyGroups, flagMyGroups}, {r.Filters.NotMyActions, flagNotMine}} {
+		if f.on {
+			c.flags |= f.bit
+		}
+	}
+	ds := r.Destinations
+	c.ndests = uint8(min(len(ds), 3))
+	if len(ds) > 0 {
+		c.dest0 = ds[0]
+	}
+	if len(ds) > 1 {
+		c.dest1 = ds[1]
+	}
 	f := r.Filters
-	if len(f.Apps)+len(f.AppsExclude)+len(f.TopicsExclude) > 0 || len(r.Destinations) > len(c.dests) {
+	filtered := len(f.Apps)+len(f.AppsExclude)+len(f.TopicsExclude) > 0
+	if filtered || len(ds) > 2 {
 		c.ext = &ruleExt{
 			apps:          compileAll(f.Apps),
 			appsExclude:   compileAll(f.AppsExclude),
 			topicsExclude: compileAll(f.TopicsExclude),
 		}
-		if len(r.Destinations) > len(c.dests) {
-			c.ext.moreDests = slices.Clone(r.Destinations[len(c.dests):])
+		if len(ds) > 2 {
+			c.ext.moreDests = slices.Clone(ds[2:])
 		}
+	}
+	if filtered {
+		c.flags |= flagFiltered
 	}
 	return c
 }
@@ -114,17 +147,20 @@ func nameHash(s string) uint32 {
 
 // passes applies the rule's filters to a tracked message.
 func (c *crule) passes(m *matcher) bool {
-	if m.sev < int(c.track.minSev) {
+	if m.sev < int(c.minSev) {
 		return false
 	}
-	if c.notMine && c.ownerHash == m.agentHash && m.md.Agent != "" && m.md.Agent == c.owner {
-		return false
-	}
-	x := c.ext
-	if x == nil {
+	if c.flags&(flagNotMine|flagFiltered) == 0 {
 		return true
 	}
 	md := m.md
+	if c.has(flagNotMine) && c.ownerHash == m.agentHash && md.Agent != "" && md.Agent == c.owner {
+		return false
+	}
+	if !c.has(flagFiltered) {
+		return true
+	}
+	x := c.ext
 	if len(x.apps) > 0 && !anyMatchOne(x.apps, md.App) {
 		return false
 	}
@@ -146,7 +182,7 @@ type Set struct {
 	// ids, per kind; principal id → the rules following it and a user's
 	// groups; the numbering, shared by Sets derived from one another.
 	owners [nKinds]strMap[[]int32]
-	princ  principals
+	princ  [2]principals // by kind
 	intern *interner
 }
 
@@ -233,7 +269,7 @@ func (s *Set) file(e *edit, c *crule, add bool) {
 			}
 		}
 	}
-	t := c.track.full()
+	t := c.track()
 	if t.Mine && c.owner != "" {
 		// "mine" is an exact comparison with the owner's name, even if a
 		// name were to hold a '*'.
@@ -347,7 +383,7 @@ func (m *matcher) visit(rs []*crule, pattern string) {
 			continue
 		}
 		hit := Hit{Field: m.field, Entry: pattern}
-		if m.field == HitUsers && c.track.mine && c.ownerHash == ph && pattern == c.owner {
+		if m.field == HitUsers && c.has(flagMine) && c.ownerHash == ph && pattern == c.owner {
 			// The owner's name is filed once, for mine, even when users
 			// lists it too.
 			hit = Hit{Field: HitMine}
@@ -358,16 +394,19 @@ func (m *matcher) visit(rs []*crule, pattern string) {
 
 // emitRule emits rule c's matches, credited to hit.
 func (m *matcher) emitRule(c *crule, hit Hit) {
-	if c.ndests == 0 {
+	switch c.ndests {
+	case 0:
 		// History only: one per user, keyed apart from every
 		// destination id (those are positive).
 		m.emit(c, -c.userID, 0, hit)
 		return
+	case 1:
+		m.emit(c, c.dest0, c.dest0, hit)
+		return
 	}
-	for _, d := range c.dests[:c.ndests] {
-		m.emit(c, d, d, hit)
-	}
-	if c.ext != nil {
+	m.emit(c, c.dest0, c.dest0, hit)
+	m.emit(c, c.dest1, c.dest1, hit)
+	if c.ndests > 2 {
 		for _, d := range c.ext.moreDests {
 			m.emit(c, d, d, hit)
 		}

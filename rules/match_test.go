@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"fmn/rules/meta"
 )
@@ -638,5 +639,25 @@ func TestMatchHistoryOnly(t *testing.T) {
 	}
 	if got := NewSet(rs).Len(); got != 4 {
 		t.Fatalf("Len %d, want 4 (every enabled rule)", got)
+	}
+}
+
+// TestLayout pins the sizes the matcher's speed rests on (a visit reads a
+// rule's first 32 bytes and a principal's first 64): a field added in the
+// wrong place fails here rather than quietly costing a cache miss per
+// match.
+func TestLayout(t *testing.T) {
+	t.Parallel()
+	if got := unsafe.Offsetof(crule{}.dest1); got != 32 {
+		t.Errorf("a rule's hot fields end at %d bytes, want 32", got)
+	}
+	if got := unsafe.Sizeof(crule{}); got > 96 {
+		t.Errorf("a rule is %d bytes, want at most 96", got)
+	}
+	if got := unsafe.Offsetof(principal{}.name); got != 64 {
+		t.Errorf("a principal's lists end at %d bytes, want 64", got)
+	}
+	if got := unsafe.Sizeof(principal{}); got != 128 {
+		t.Errorf("a principal is %d bytes, want 128 (two cache lines)", got)
 	}
 }

@@ -93,40 +93,39 @@ type Membership struct {
 // both by name and through my_groups is in both of that group's lists, and
 // each path takes away only its own entry.
 func (s *Set) fileOwnership(e *edit, c *crule, add bool) {
-	t := c.track.full()
+	t := c.track()
 	in := s.intern
 	if t.Owned && c.owner != "" {
-		listEdit(&s.princ.mutable(e, in, in.id(userKind, c.owner)).self, c, add)
+		s.principal(e, userKind, c.owner).self.edit(c, add)
 	}
 	for i, u := range t.OwnedBy {
 		if slices.Contains(t.OwnedBy[:i], u) || t.Owned && u == c.owner {
 			continue // owned credits the owner's own artifacts
 		}
-		listEdit(&s.princ.mutable(e, in, in.id(userKind, u)).named, c, add)
+		s.principal(e, userKind, u).named.edit(c, add)
 	}
 	for i, g := range t.Groups {
 		if !slices.Contains(t.Groups[:i], g) {
-			listEdit(&s.princ.mutable(e, in, in.id(groupKind, g)).named, c, add)
+			s.principal(e, groupKind, g).named.edit(c, add)
 		}
 	}
 	if !t.MyGroups || c.owner == "" {
 		return
 	}
-	u := s.princ.mutable(e, in, in.id(userKind, c.owner))
-	listEdit(&u.myGroups, c, add)
+	u := s.principal(e, userKind, c.owner)
+	if add {
+		u.myGroups = append(u.myGroups, c)
+	} else if i := slices.Index(u.myGroups, c); i >= 0 {
+		u.myGroups = slices.Delete(u.myGroups, i, i+1)
+	}
 	for _, g := range u.groups {
-		listEdit(&s.princ.mutable(e, in, g).self, c, add)
+		s.princ[groupKind].mutable(e, in, groupKind, g).self.edit(c, add)
 	}
 }
 
-// listEdit adds c to a principal's list, or removes it; the list belongs
-// to the edit (principals.mutable cloned it).
-func listEdit(l *[]*crule, c *crule, add bool) {
-	if add {
-		*l = append(*l, c)
-	} else if i := slices.Index(*l, c); i >= 0 {
-		*l = slices.Delete(*l, i, i+1)
-	}
+// principal returns the principal of that kind and name, owned by e.
+func (s *Set) principal(e *edit, kind int, name string) *principal {
+	return s.princ[kind].mutable(e, s.intern, kind, s.intern.id(kind, name))
 }
 
 // setMembership replaces a user's groups, moving the user's my_groups rules
@@ -139,59 +138,60 @@ func (s *Set) setMembership(e *edit, user string, names []string) {
 		groups = append(groups, in.id(groupKind, g))
 	}
 	groups = slices.Compact(slices.Sorted(slices.Values(groups)))
-	if p := s.princ.get(uid); p == nil && len(groups) == 0 || p != nil && slices.Equal(p.groups, groups) {
+	if p := s.princ[userKind].get(uid); p == nil && len(groups) == 0 || p != nil && slices.Equal(p.groups, groups) {
 		return
 	}
-	u := s.princ.mutable(e, in, uid)
+	u := s.princ[userKind].mutable(e, in, userKind, uid)
+	gs := &s.princ[groupKind]
 	for _, c := range u.myGroups {
 		for _, g := range u.groups {
 			if _, found := slices.BinarySearch(groups, g); !found {
-				listEdit(&s.princ.mutable(e, in, g).self, c, false)
+				gs.mutable(e, in, groupKind, g).self.edit(c, false)
 			}
 		}
 		for _, g := range groups {
 			if _, found := slices.BinarySearch(u.groups, g); !found {
-				listEdit(&s.princ.mutable(e, in, g).self, c, true)
+				gs.mutable(e, in, groupKind, g).self.edit(c, true)
 			}
 		}
 	}
 	u.groups = groups
 }
 
-// Principal kinds: a user and a group of one name are different principals.
+// Principal kinds, each numbered apart: a user and a group of one name are
+// different principals.
 const (
-	userKind  byte = 'u'
-	groupKind byte = 'g'
+	userKind = iota
+	groupKind
 )
 
 // interner numbers the principals of every Set derived from one another,
-// densely, so that an artifact lists its maintainers as 4-byte ids and a
-// Set finds a principal by indexing its table (no hashing of names at
-// match time). Ids are never forgotten (principals are few: tens of
-// thousands on Fedora), so sharing the numbering between Sets changes
-// nothing any Set answers. Only edits use it, under mu; readers see ids
-// only.
+// densely per kind, so that an artifact lists its maintainers as 4-byte
+// ids (a group's as ^id, so the sign tells the kind) and a Set finds a
+// principal by indexing its table, with no hashing of names at match
+// time. Ids are never forgotten (principals are few: tens of thousands on
+// Fedora), so sharing the numbering between Sets changes nothing any Set
+// answers. Only edits use it, under mu; readers see ids only.
 type interner struct {
-	mu   sync.Mutex
-	ids  map[string]int32 // "u:alice", "g:python-sig"
-	keys []string         // by id
-	buf  []byte
-	seen map[int32]bool // distinct's scratch
+	mu    sync.Mutex
+	ids   [2]map[string]int32
+	names [2][]string    // by id
+	seen  map[int32]bool // distinct's scratch
 }
 
-func newInterner() *interner { return &interner{ids: map[string]int32{}} }
+func newInterner() *interner {
+	return &interner{ids: [2]map[string]int32{{}, {}}}
+}
 
-// id returns principal kind:name's id, numbering it if new; the caller
-// holds mu.
-func (in *interner) id(kind byte, name string) int32 {
-	in.buf = append(append(in.buf[:0], kind, ':'), name...)
-	if id, ok := in.ids[string(in.buf)]; ok {
+// id returns the id of a principal, numbering it if new; the caller holds
+// mu.
+func (in *interner) id(kind int, name string) int32 {
+	if id, ok := in.ids[kind][name]; ok {
 		return id
 	}
-	k := string(in.buf)
-	id := int32(len(in.keys))
-	in.ids[k] = id
-	in.keys = append(in.keys, k)
+	id := int32(len(in.names[kind]))
+	in.ids[kind][name] = id
+	in.names[kind] = append(in.names[kind], name)
 	return id
 }
 
@@ -232,7 +232,7 @@ func (s *Set) setOwners(e *edit, a ArtifactOwners, in *interner) {
 		ids = append(ids, in.id(userKind, u))
 	}
 	for _, g := range a.Groups {
-		ids = append(ids, in.id(groupKind, g))
+		ids = append(ids, ^in.id(groupKind, g))
 	}
 	ids = in.distinct(ids)
 	sh := s.owners[k].mutable(e, a.Name)
@@ -250,55 +250,91 @@ func (s *Set) visitOwners(k Kind, name string, m *matcher) {
 		return
 	}
 	for _, id := range ids {
-		p := s.princ.get(id)
+		if id < 0 {
+			p := s.princ[groupKind].get(^id)
+			if p == nil {
+				continue
+			}
+			// Named first, so that a rule following a group both by
+			// name and through my_groups is credited with the name.
+			if p.named.first != nil {
+				m.visitList(&p.named, Hit{Field: HitGroups, Entry: p.name})
+			}
+			if p.self.first != nil {
+				m.visitList(&p.self, Hit{Field: HitMyGroups, Entry: p.name})
+			}
+			continue
+		}
+		p := s.princ[userKind].get(id)
 		if p == nil {
 			continue
 		}
-		// Named first, so that a rule following a group both by name and
-		// through my_groups is credited with the name.
-		if len(p.named) > 0 {
-			hit := Hit{Field: HitOwnedBy, Entry: p.name}
-			if p.group {
-				hit.Field = HitGroups
-			}
-			m.visitPrincipal(p.named, hit)
+		if p.self.first != nil {
+			m.visitList(&p.self, Hit{Field: HitOwned})
 		}
-		if len(p.self) > 0 {
-			hit := Hit{Field: HitOwned}
-			if p.group {
-				hit = Hit{Field: HitMyGroups, Entry: p.name}
-			}
-			m.visitPrincipal(p.self, hit)
+		if p.named.first != nil {
+			m.visitList(&p.named, Hit{Field: HitOwnedBy, Entry: p.name})
 		}
 	}
 }
 
-// visitPrincipal emits the rules of one principal's list, each credited
-// with hit.
-func (m *matcher) visitPrincipal(rs []*crule, hit Hit) {
-	for _, c := range rs {
+// visitList emits the rules of one principal's list, each credited with
+// hit.
+func (m *matcher) visitList(l *rlist, hit Hit) {
+	if c := l.first; c.passes(m) {
+		m.emitRule(c, hit)
+	}
+	for _, c := range l.rest {
 		if c.passes(m) {
 			m.emitRule(c, hit)
 		}
 	}
 }
 
+// rlist is a principal's list of rules, its first one inline: most users'
+// lists hold one rule (their own owned rule), and a visit then reads no
+// slice.
+type rlist struct {
+	first *crule // nil: empty
+	rest  []*crule
+}
+
+// edit adds c or removes it; the list belongs to the edit
+// (principals.mutable cloned it).
+func (l *rlist) edit(c *crule, add bool) {
+	switch {
+	case add && l.first == nil:
+		l.first = c
+	case add:
+		l.rest = append(l.rest, c)
+	case l.first == c && len(l.rest) == 0:
+		l.first = nil
+	case l.first == c:
+		l.first = l.rest[0]
+		l.rest = slices.Delete(l.rest, 0, 1)
+	default:
+		if i := slices.Index(l.rest, c); i >= 0 {
+			l.rest = slices.Delete(l.rest, i, i+1)
+		}
+	}
+}
+
 // principal is one user or group as a Set knows them: the rules following
-// what they maintain and, for a user, their groups.
+// what they maintain and, for a user, their groups. A visit reads the first
+// 64 bytes only (a record is 128 bytes, and pages are aligned), and the
+// name when it credits owned_by, groups or my_groups.
 type principal struct {
-	owner *edit // the edit that may change these lists in place
-	name  string
-	group bool
-	// named: the rules naming this principal (owned_by for a user, groups
-	// for a group); self: a user's own owned rules, or the my_groups rules
-	// of a group's members.
-	named, self []*crule
+	// self: a user's own owned rules, or the my_groups rules of a group's
+	// members; named: the rules naming the principal (owned_by for a user,
+	// groups for a group).
+	self, named rlist
+	name        string
 	myGroups    []*crule // a user's my_groups rules
 	groups      []int32  // a user's groups, sorted
 }
 
-// principals is a copy-on-write table of principals by id, in pages: an
-// edit copies the page table once and each page it touches.
+// principals is a copy-on-write table of one kind of principal by id, in
+// pages: an edit copies the page table once and each page it touches.
 type principals struct {
 	owner *edit
 	pages []*principalPage
@@ -307,8 +343,11 @@ type principals struct {
 const principalPageBits = 6
 
 type principalPage struct {
-	owner *edit
 	p     [1 << principalPageBits]principal
+	owner *edit
+	// mine has bit i set when p[i]'s lists were cloned by owner, so that it
+	// may change them in place.
+	mine uint64
 }
 
 // get returns principal id, nil when this Set has never filed anything
@@ -321,9 +360,9 @@ func (t *principals) get(id int32) *principal {
 	return &t.pages[i].p[id&(1<<principalPageBits-1)]
 }
 
-// mutable returns principal id, owned by e with its lists, so that e may
-// change them in place.
-func (t *principals) mutable(e *edit, in *interner, id int32) *principal {
+// mutable returns principal id of kind, owned by e with its lists, so that
+// e may change them in place.
+func (t *principals) mutable(e *edit, in *interner, kind int, id int32) *principal {
 	i := int(id >> principalPageBits)
 	if t.owner != e {
 		t.pages = append(make([]*principalPage, 0, max(i+1, len(t.pages))+16), t.pages...)
@@ -340,12 +379,13 @@ func (t *principals) mutable(e *edit, in *interner, id int32) *principal {
 		pg = &principalPage{owner: e, p: pg.p}
 		t.pages[i] = pg
 	}
-	p := &pg.p[id&(1<<principalPageBits-1)]
-	if p.owner != e {
-		key := in.keys[id]
-		p.owner, p.name, p.group = e, key[2:], key[0] == groupKind
-		p.named, p.self, p.myGroups = slices.Clone(p.named), slices.Clone(p.self), slices.Clone(p.myGroups)
-		p.groups = slices.Clone(p.groups)
+	j := id & (1<<principalPageBits - 1)
+	p := &pg.p[j]
+	if pg.mine&(1<<j) == 0 {
+		pg.mine |= 1 << j
+		p.name = in.names[kind][id]
+		p.self.rest, p.named.rest = slices.Clone(p.self.rest), slices.Clone(p.named.rest)
+		p.myGroups, p.groups = slices.Clone(p.myGroups), slices.Clone(p.groups)
 	}
 	return p
 }
