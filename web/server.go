@@ -36,6 +36,10 @@ type Deps struct {
 	// Ingesting reports the error the bus ingester is retrying after (nil
 	// while it stores); nil when this process does not consume.
 	Ingesting func() error
+	// ChannelStates reports the chat bots' connections in this process
+	// (the Matrix bot: "connected", or "signing in" and why), for /readyz;
+	// nil when there are none.
+	ChannelStates func() map[string]string
 	// Hub feeds the live stream; nil disables /api/v1/stream.
 	Hub     *Hub
 	BaseURL string
@@ -274,6 +278,10 @@ type readiness struct {
 	// consumer.
 	Ingest    string                    `json:"ingest,omitempty"`
 	Endpoints []consumer.EndpointStatus `json:"endpoints,omitempty"`
+	// Channels are the chat bots' connections (ChannelStates). They do not
+	// make the process unready: the other channels and the web go on
+	// without them, and their jobs wait.
+	Channels map[string]string `json:"channels,omitempty"`
 }
 
 // readyz is ready when the database answers, the ingester is storing (not
@@ -299,6 +307,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 				res.Status = "not ready"
 			}
 		}
+	}
+	if s.ChannelStates != nil {
+		res.Channels = s.ChannelStates()
 	}
 	status := http.StatusOK
 	if res.Status != "ready" {

@@ -34,26 +34,25 @@ func configured(cfg config.Config) []fmn.Kind {
 // setUpChannels prepares the channels besides email: the VAPID keys (any
 // role that serves the web or works needs them; made on first start), and
 // in the work role push and, when configured, the IRC bot and the Matrix
-// bot, whose routes it adds to j. It returns the VAPID public key and a
-// function that starts the bots in g, once the job client exists, until ctx
-// ends.
+// bot, whose routes it adds to j.
 func setUpChannels(ctx context.Context, g *errgroup.Group, cfg config.Config, st *store.Store,
-	r roles, j *delivery.Jobs, log *slog.Logger) (string, func(*river.Client[pgx.Tx]), error) {
+	r roles, j *delivery.Jobs, log *slog.Logger) (channelSetup, error) {
 	var starts []func(*river.Client[pgx.Tx])
-	start := func(c *river.Client[pgx.Tx]) {
+	cs := channelSetup{start: func(c *river.Client[pgx.Tx]) {
 		for _, s := range starts {
 			s(c)
 		}
-	}
+	}}
 	if !r.work && !r.web {
-		return "", start, nil
+		return cs, nil
 	}
 	pub, priv, err := push.VAPIDKeys(ctx, st, cfg.VAPIDPublicKey, cfg.VAPIDPrivateKey)
 	if err != nil {
-		return "", nil, err
+		return cs, err
 	}
+	cs.vapidPublic = pub
 	if !r.work {
-		return pub, start, nil
+		return cs, nil
 	}
 	pusher := &push.Pusher{Settings: push.Settings{
 		Subject: cfg.PushSubject, BaseURL: cfg.BaseURL, PublicKey: pub, PrivateKey: priv},
@@ -63,13 +62,25 @@ func setUpChannels(ctx context.Context, g *errgroup.Group, cfg config.Config, st
 		starts = append(starts, setUpIRC(ctx, g, cfg, st, j, log))
 	}
 	if cfg.MatrixURL != "" {
-		s, err := setUpMatrix(ctx, g, cfg, st, j, log)
+		sess, s, err := setUpMatrix(ctx, g, cfg, st, j, log)
 		if err != nil {
-			return "", nil, err
+			return cs, err
 		}
 		starts = append(starts, s)
+		cs.states = func() map[string]string { return map[string]string{string(fmn.KindMatrix): sess.State()} }
 	}
-	return pub, start, nil
+	return cs, nil
+}
+
+// channelSetup is what setUpChannels made.
+type channelSetup struct {
+	// vapidPublic is the VAPID public key, for browsers subscribing.
+	vapidPublic string
+	// start starts the bots in g, once the job client exists, until ctx
+	// ends.
+	start func(*river.Client[pgx.Tx])
+	// states reports the bots' connections for /readyz (nil: none here).
+	states func() map[string]string
 }
 
 // setUpIRC: however many work processes run, one holds the lock and the

@@ -182,7 +182,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 	chanCtx, stopChannels := context.WithCancel(context.WithoutCancel(ctx))
 	var chans errgroup.Group
 	defer func() { stopChannels(); waitAtMost(hardStop, chans.Wait, "channels (IRC bot, push)", log) }()
-	vapidPub, startChannels, err := setUpChannels(chanCtx, &chans, cfg, st, r, &jobsCfg, log)
+	chs, err := setUpChannels(chanCtx, &chans, cfg, st, r, &jobsCfg, log)
 	if err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		return err
 	}
 	queue := delivery.NewQueue(jobs, jobsCfg.Routes)
-	startChannels(jobs)
+	chs.start(jobs)
 
 	busCtx, stopBus := context.WithCancel(ctx)
 	defer stopBus()
@@ -279,7 +279,7 @@ func (e env) service(ctx context.Context, args []string, r roles) error {
 		bus.Go(func() error { return ref.Run(busCtx) })
 	}
 
-	deps := web.Deps{Store: st, Jobs: jobs, Channels: configured(cfg), Metrics: m, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: vapidPub, Retention: cfg.Retention,
+	deps := web.Deps{Store: st, Jobs: jobs, Channels: configured(cfg), Metrics: m, BaseURL: cfg.BaseURL, Log: log, VAPIDPublicKey: chs.vapidPublic, ChannelStates: chs.states, Retention: cfg.Retention,
 		TrustedProxies: cfg.TrustedProxies, PushGuard: push.Guard{AllowPrivate: cfg.PushAllowPrivate}, Limits: web.Limits{RulesPerUser: cfg.MaxRulesPerUser,
 			PatternsPerRule: cfg.MaxPatternsPerRule, DestinationsPerUser: cfg.MaxDestinationsPerUser,
 			StreamsPerUser: cfg.MaxStreamsPerUser, Streams: cfg.MaxStreams},

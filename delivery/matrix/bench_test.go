@@ -19,11 +19,11 @@ func BenchmarkMatrix(b *testing.B) {
 	hs := dendritetest.Start(b)
 	botUser := hs.Register(b, "fmnbot", "bot-password-1")
 	h := deliverytest.New(b)
-	client, _, err := Session(b.Context(), h.St, hs.URL, botUser.Token, "", "")
+	sess, err := SignIn(b.Context(), h.St, Login{URL: hs.URL, Token: botUser.Token})
 	if err != nil {
 		b.Fatal(err)
 	}
-	ch := &Channel{Client: client, Store: h.St, BaseURL: "http://fmn.test"}
+	ch := &Channel{Session: sess, Store: h.St, BaseURL: "http://fmn.test"}
 	h.Start(ch.Route())
 	var dests []fmn.Destination
 	for i := range users {

@@ -15,10 +15,10 @@ import (
 )
 
 // Bot is the sync loop: it reads what users say in their rooms and
-// answers the commands, and forgets the room of a user who left it.
+// answers the commands, and forgets the room of a user who left it. It
+// starts once its Session is signed in.
 type Bot struct {
-	Client   *Client
-	UserID   string // the bot's own
+	Session  *Session
 	Store    *store.Store
 	Commands *delivery.Commands
 	Log      *slog.Logger
@@ -28,13 +28,25 @@ type Bot struct {
 
 	// synced, when set (tests), is told after each sync is handled.
 	synced func()
+
+	client *Client
+	self   string // the bot's own user ID
 }
 
 // syncWait is how long one sync waits for news.
 const syncWait = 30 * time.Second
 
-// Run syncs until ctx ends.
+// Run syncs, once the session is signed in, until ctx ends.
 func (b *Bot) Run(ctx context.Context) error {
+	select {
+	case <-b.Session.Ready():
+	case <-ctx.Done():
+		return nil
+	}
+	var err error
+	if b.client, b.self, err = b.Session.Current(); err != nil {
+		return err
+	}
 	for ctx.Err() == nil {
 		lctx, release := ctx, func() {}
 		if b.Lock != nil {
@@ -81,7 +93,7 @@ func (b *Bot) loop(ctx context.Context) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		since := ""
-		if s, err := b.Store.GetMatrixSession(ctx, b.Client.BaseURL); err == nil {
+		if s, err := b.Store.GetMatrixSession(ctx, b.client.BaseURL); err == nil {
 			since = s.NextBatch
 		} else if !errors.Is(err, apperr.ErrNotFound) {
 			b.Log.Warn("read Matrix sync position", "err", err)
@@ -90,7 +102,7 @@ func (b *Bot) loop(ctx context.Context) {
 		if since == "" {
 			wait = 0 // where "now" is; what was said before is not answered
 		}
-		r, err := b.Client.Sync(ctx, since, wait)
+		r, err := b.client.Sync(ctx, since, wait)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -108,7 +120,7 @@ func (b *Bot) loop(ctx context.Context) {
 		if since != "" {
 			b.handle(ctx, r)
 		}
-		if err := b.Store.SaveMatrixNextBatch(ctx, b.Client.BaseURL, b.UserID, r.NextBatch); err != nil && ctx.Err() == nil {
+		if err := b.Store.SaveMatrixNextBatch(ctx, b.client.BaseURL, b.self, r.NextBatch); err != nil && ctx.Err() == nil {
 			b.Log.Warn("store Matrix sync position", "err", err)
 		}
 		if b.synced != nil {
@@ -125,13 +137,13 @@ func (b *Bot) handle(ctx context.Context, r syncResponse) {
 	for room, j := range r.Rooms.Join {
 		for _, e := range append(j.State.Events, j.Timeline.Events...) {
 			switch {
-			case e.Type == "m.room.member" && e.StateKey != nil && *e.StateKey != b.UserID &&
+			case e.Type == "m.room.member" && e.StateKey != nil && *e.StateKey != b.self &&
 				(e.Content.Membership == "leave" || e.Content.Membership == "ban"):
 				b.forget(ctx, room, *e.StateKey+" left")
-				_ = b.Client.Leave(ctx, room)
-			case e.Type == "m.room.message" && e.Sender != b.UserID && e.Content.MsgType == "m.text":
+				_ = b.client.Leave(ctx, room)
+			case e.Type == "m.room.message" && e.Sender != b.self && e.Content.MsgType == "m.text":
 				b.answer(ctx, room, e)
-			case e.Type == "m.room.message" && e.Sender == b.UserID:
+			case e.Type == "m.room.message" && e.Sender == b.self:
 				b.landed(ctx, e)
 			}
 		}
@@ -178,39 +190,9 @@ func (b *Bot) answer(ctx context.Context, room string, e event) {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for i, line := range b.Commands.Reply(cctx, e.Sender, e.Content.Body) {
-		if err := b.Client.Send(cctx, room, "fmn.r."+e.EventID+"."+strconv.Itoa(i), Message{MsgType: "m.notice", Body: line}); err != nil {
+		if err := b.client.Send(cctx, room, "fmn.r."+e.EventID+"."+strconv.Itoa(i), Message{MsgType: "m.notice", Body: line}); err != nil {
 			b.Log.Warn("Matrix reply not sent", "room", room, "err", err)
 			return
 		}
 	}
-}
-
-// Session signs the bot in: with token, as it is; else with user and
-// password, reusing the login kept in the database while it works (the
-// homeserver recognises repeated sends per access token), logging in
-// afresh and keeping that otherwise.
-func Session(ctx context.Context, st *store.Store, baseURL, token, user, password string) (*Client, string, error) {
-	c := &Client{BaseURL: baseURL, Token: token}
-	if token == "" {
-		if s, err := st.GetMatrixSession(ctx, baseURL); err == nil && s.AccessToken != "" && s.UserID == user {
-			c.Token = s.AccessToken
-			if id, err := c.WhoAmI(ctx); err == nil {
-				return c, id, nil
-			}
-		}
-		id, tok, err := c.Login(ctx, user, password)
-		if err != nil {
-			return nil, "", err
-		}
-		c.Token = tok
-		if err := st.SaveMatrixSession(ctx, baseURL, id, tok); err != nil {
-			return nil, "", err
-		}
-		return c, id, nil
-	}
-	id, err := c.WhoAmI(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	return c, id, nil
 }

@@ -19,10 +19,15 @@ import (
 
 // Channel sends to Matrix users; it is a delivery.Channel.
 type Channel struct {
-	Client  *Client
+	Session *Session
 	Store   *store.Store
 	BaseURL string
 }
+
+// While the bot is not signed in (the homeserver was down when fmn
+// started), jobs wait without spending attempts, looking again every
+// signedOutRecheck.
+const signedOutRecheck = 10 * time.Second
 
 // Route: Matrix has its own queue. Its sends are recognised by their
 // transaction id, so a notification found 'sending' after a crash is
@@ -34,12 +39,12 @@ func (c *Channel) Route() delivery.Route {
 
 // room returns d's direct room, making it (and inviting d's user) when
 // there is none.
-func (c *Channel) room(ctx context.Context, d fmn.Destination) (string, error) {
+func (c *Channel) room(ctx context.Context, client *Client, d fmn.Destination) (string, error) {
 	room, err := c.Store.MatrixRoom(ctx, d.ID)
 	if err != nil || room != "" {
 		return room, err
 	}
-	if room, err = c.Client.CreateDM(ctx, d.Address); err != nil {
+	if room, err = client.CreateDM(ctx, d.Address); err != nil {
 		return "", fmt.Errorf("make a direct room with %s: %w", d.Address, err)
 	}
 	return room, c.Store.SetMatrixRoom(ctx, d.ID, room)
@@ -48,7 +53,11 @@ func (c *Channel) room(ctx context.Context, d fmn.Destination) (string, error) {
 // send sends msg to d's room; when the bot is no longer in it the room is
 // forgotten, so the retry makes a new one.
 func (c *Channel) send(ctx context.Context, d fmn.Destination, txn string, msg Message, claim delivery.Claim) error {
-	room, err := c.room(ctx, d)
+	client, _, err := c.Session.Current()
+	if err != nil {
+		return err
+	}
+	room, err := c.room(ctx, client, d)
 	if err != nil {
 		return err
 	}
@@ -58,7 +67,7 @@ func (c *Channel) send(ctx context.Context, d fmn.Destination, txn string, msg M
 			return err
 		}
 	}
-	err = c.Client.Send(ctx, room, txn, msg)
+	err = client.Send(ctx, room, txn, msg)
 	defer func() { record(err) }()
 	if isForbidden(err) {
 		_, _ = c.Store.ForgetMatrixRoom(context.WithoutCancel(ctx), room)
@@ -115,11 +124,14 @@ func (c *Channel) Tell(ctx context.Context, d fmn.Destination, n delivery.Note) 
 	return c.send(ctx, d, "fmn."+n.Key, Message{MsgType: "m.text", Body: delivery.CutAtWord(n.Line(), 1000)}, nil)
 }
 
-// Classify implements delivery.Channel: 429 waits retry_after_ms; a user
-// that does not exist (or a server refusing the invite) is permanent;
-// anything else is retried.
+// Classify implements delivery.Channel: the bot not signed in yet waits;
+// 429 waits retry_after_ms; a user that does not exist (or a server
+// refusing the invite) is permanent; anything else is retried.
 func (c *Channel) Classify(err error) delivery.Verdict {
 	var ae *APIError
+	if errors.Is(err, ErrSignedOut) {
+		return delivery.Verdict{Outcome: delivery.RateLimited, RetryAfter: signedOutRecheck}
+	}
 	if !errors.As(err, &ae) {
 		return delivery.Verdict{Outcome: delivery.Temporary}
 	}

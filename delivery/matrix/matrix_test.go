@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"strconv"
 	"strings"
@@ -95,13 +96,17 @@ func TestMatrixDelivery(t *testing.T) {
 	bob := read(t, hs.Register(t, "bob", "bob-password-1"))
 
 	h := deliverytest.New(t)
-	client, self, err := Session(context.Background(), h.St, hs.URL, botUser.Token, "", "")
-	if err != nil || self != botUser.ID {
-		t.Fatalf("session: %q %v", self, err)
+	sess, err := SignIn(context.Background(), h.St, Login{URL: hs.URL, Token: botUser.Token})
+	if err != nil {
+		t.Fatal(err)
 	}
-	ch := &Channel{Client: client, Store: h.St, BaseURL: "http://fmn.test"}
+	client, self, _ := sess.Current()
+	if self != botUser.ID {
+		t.Fatalf("session of %q, want %q", self, botUser.ID)
+	}
+	ch := &Channel{Session: sess, Store: h.St, BaseURL: "http://fmn.test"}
 	h.Start(ch.Route())
-	bot := &Bot{Client: client, UserID: self, Store: h.St, Log: h.Log,
+	bot := &Bot{Session: sess, Store: h.St, Log: h.Log,
 		Commands: &delivery.Commands{Kind: fmn.KindMatrix, Store: h.St, BaseURL: "http://fmn.test", Log: h.Log}}
 	ctx, cancel := context.WithCancel(context.Background())
 	botDone := make(chan error, 1)
@@ -219,5 +224,34 @@ func TestMatrixRateLimit(t *testing.T) {
 	}
 	if v := ch.Classify(&APIError{Status: 502}); v.Outcome != delivery.Temporary {
 		t.Fatalf("502: %+v", v)
+	}
+}
+
+// TestSignInRefused: what fails the start (the homeserver said no) and
+// what is waited out (no answer, an error of the homeserver's own); a job
+// finding the bot not signed in yet waits without spending an attempt.
+func TestSignInRefused(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&APIError{Status: 401, Code: "M_UNKNOWN_TOKEN"}, true},
+		{&APIError{Status: 403, Code: "M_FORBIDDEN"}, true},
+		{&APIError{Status: 404, Code: "M_UNRECOGNIZED"}, true},
+		{&APIError{Status: 429, Code: "M_LIMIT_EXCEEDED"}, false},
+		{&APIError{Status: 408}, false},
+		{&APIError{Status: 502}, false},
+		{context.DeadlineExceeded, false},
+		{errors.New("dial tcp: connection refused"), false},
+	} {
+		if got := Refused(c.err); got != c.want {
+			t.Errorf("Refused(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+	s := &Session{}
+	// A session never signed in.
+	_, _, err := s.Current()
+	if v := (&Channel{}).Classify(err); !errors.Is(err, ErrSignedOut) || v.Outcome != delivery.RateLimited || v.RetryAfter <= 0 {
+		t.Fatalf("a send before the sign-in: %v read as %+v", err, v)
 	}
 }

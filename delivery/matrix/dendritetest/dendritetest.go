@@ -33,10 +33,16 @@ import (
 // ServerName is the homeserver's name: user IDs are @name:localhost.
 const ServerName = "localhost"
 
-// Server is a running Dendrite.
+// Server is a Dendrite of a test's own.
 type Server struct {
 	URL    string
 	secret string
+
+	bin, dir, addr string
+	// log is the homeserver's output, read only while it is not running
+	// (its process writes it).
+	log  bytes.Buffer
+	stop func() // nil while not running
 }
 
 var (
@@ -82,6 +88,15 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // Start runs a Dendrite of the test's own until the test ends.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	s := New(t)
+	s.Run(t)
+	return s
+}
+
+// New prepares a Dendrite of the test's own (its configuration, its data
+// folder, its loopback address: URL) without starting it; Run starts it.
+func New(t testing.TB) *Server {
 	t.Helper()
 	bin, err := binary()
 	if err != nil {
@@ -149,42 +164,59 @@ logging:
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	var log bytes.Buffer
-	cmd := exec.Command(bin, "--config", filepath.Join(dir, "dendrite.yaml"), "--http-bind-address", addr,
+	s := &Server{URL: "http://" + addr, secret: secret, bin: bin, dir: dir, addr: addr}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("Dendrite log:\n%s", s.log.String())
+		}
+	})
+	return s
+}
+
+// Run starts the homeserver (again, after Stop: on the same address and
+// data) and waits until it answers.
+func (s *Server) Run(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(s.bin, "--config", filepath.Join(s.dir, "dendrite.yaml"), "--http-bind-address", s.addr,
 		"--https-bind-address", "")
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.Dir = s.dir
+	cmd.Stdout, cmd.Stderr = &s.log, &s.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("Dendrite log:\n%s", log.String())
-		}
-	})
-	s := &Server{URL: "http://" + addr, secret: secret}
+	s.stop = func() { _ = cmd.Process.Kill(); <-done }
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(s.URL + "/_matrix/client/versions")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return s
+				return
 			}
 		}
 		select {
 		case <-done:
-			t.Fatalf("Dendrite exited at start:\n%s", log.String())
+			s.stop = nil
+			t.Fatalf("Dendrite exited at start:\n%s", s.log.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Dendrite did not answer within 60 s:\n%s", log.String())
+			s.Stop()
+			t.Fatalf("Dendrite did not answer within 60 s:\n%s", s.log.String())
 		}
 		time.Sleep(100 * time.Millisecond) // polling a starting server with a deadline
+	}
+}
+
+// Stop kills the homeserver, as a crash or a host going down does; Run
+// starts it again.
+func (s *Server) Stop() {
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
 	}
 }
 
