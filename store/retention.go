@@ -133,7 +133,7 @@ func (s *Store) createPartition(ctx context.Context, day time.Time) error {
 		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
 			return translate(err, "make message partition")
 		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE `+name+` (LIKE messages INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)`); err != nil {
+		if _, err := tx.Exec(ctx, `CREATE TABLE `+name+` (LIKE messages INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)`); err != nil {
 			return translate(err, "make message partition")
 		}
 		_, err := tx.Exec(ctx, fmt.Sprintf(`ALTER TABLE messages ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')`,

@@ -237,7 +237,8 @@ func dayStart(t time.Time) time.Time {
 
 // TestEveryPartitionHasTheIndexes: the preview's GIN indexes
 // (and the others) exist on every day of the log, those the migration made
-// and those made later by the job.
+// and those made later by the job, and each compresses envelopes as the
+// log says (lz4, migration 0014).
 func TestEveryPartitionHasTheIndexes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -255,9 +256,21 @@ func TestEveryPartitionHasTheIndexes(t *testing.T) {
 	if len(names) < 40 {
 		t.Fatalf("only %d partitions", len(names))
 	}
+	compression := func(table string) string {
+		var c string
+		if err := st.Pool.QueryRow(ctx, `SELECT attcompression::text FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'envelope'`,
+			table).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	want := compression("messages")
 	for _, p := range names {
 		if got := indexDefs(t, st, p); strings.Join(got, "\n") != strings.Join(parent, "\n") {
 			t.Fatalf("partition %s has indexes\n%s\nwant\n%s", p, strings.Join(got, "\n"), strings.Join(parent, "\n"))
+		}
+		if got := compression(p); got != want {
+			t.Fatalf("partition %s compresses envelopes with %q, the log with %q", p, got, want)
 		}
 	}
 }
@@ -276,4 +289,40 @@ func indexDefs(t *testing.T, st *store.Store, table string) []string {
 	}
 	sort.Strings(defs)
 	return defs
+}
+
+// TestDedupeProbesTheIndex: the plan the ingester's insert is cached with
+// (a generic one, made whatever the partitions hold then) looks each msg_id
+// up in the msg_id index of the days that can hold it, never reads a whole
+// day: a plan hashing the day's partition was cached on fresh days and
+// grew with them (50 ms for a batch of 18 after 1,700 messages).
+func TestDedupeProbesTheIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.New(t)
+	conn, err := st.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `PREPARE ins AS `+store.InsertMessageBatchSQL); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, `DEALLOCATE ins`)
+	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, `RESET plan_cache_mode`)
+	rows, err := conn.Query(ctx, `EXPLAIN (COSTS OFF) EXECUTE ins(`+strings.Repeat("NULL, ", 16)+`now() - interval '1 day')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if strings.Contains(plan, "Seq Scan on messages_p") || strings.Contains(plan, "Hash") || !strings.Contains(plan, "msg_id_idx") {
+		t.Fatalf("the insert's generic plan reads whole days or not by msg_id:\n%s", plan)
+	}
 }
