@@ -244,36 +244,60 @@ func (s *Set) setOwners(e *edit, a ArtifactOwners, in *interner) {
 }
 
 // visitOwners visits the rules following a maintainer of artifact name.
+// The maintainers come readAhead at a time: first each one's record is
+// loaded, then the first rule of each, every load of a stage issued
+// together (each is a cache miss), then the rules are visited.
 func (s *Set) visitOwners(k Kind, name string, m *matcher) {
 	ids, ok := s.owners[k].get(name)
 	if !ok {
 		return
 	}
-	for _, id := range ids {
-		if id < 0 {
-			p := s.princ[groupKind].get(^id)
+	var ps [readAhead]*principal
+	var firsts [readAhead]*crule
+	for len(ids) > 0 {
+		b := ids[:min(len(ids), readAhead)]
+		ids = ids[len(b):]
+		for j, id := range b {
+			if id < 0 {
+				ps[j] = s.princ[groupKind].get(^id)
+			} else {
+				ps[j] = s.princ[userKind].get(id)
+			}
+		}
+		for j, p := range ps[:len(b)] {
+			firsts[j] = nil
+			if p != nil {
+				firsts[j] = p.self.first
+			}
+		}
+		var sum int8
+		for _, c := range firsts[:len(b)] {
+			if c != nil {
+				sum += c.minSev
+			}
+		}
+		m.fetched += sum
+		for j, p := range ps[:len(b)] {
 			if p == nil {
 				continue
 			}
-			// Named first, so that a rule following a group both by
-			// name and through my_groups is credited with the name.
-			if p.named.first != nil {
-				m.visitList(&p.named, Hit{Field: HitGroups, Entry: p.name})
+			if b[j] < 0 {
+				// Named first, so that a rule following a group both by
+				// name and through my_groups is credited with the name.
+				if p.named.first != nil {
+					m.visitList(&p.named, Hit{Field: HitGroups, Entry: p.name})
+				}
+				if p.self.first != nil {
+					m.visitList(&p.self, Hit{Field: HitMyGroups, Entry: p.name})
+				}
+				continue
 			}
 			if p.self.first != nil {
-				m.visitList(&p.self, Hit{Field: HitMyGroups, Entry: p.name})
+				m.visitList(&p.self, Hit{Field: HitOwned})
 			}
-			continue
-		}
-		p := s.princ[userKind].get(id)
-		if p == nil {
-			continue
-		}
-		if p.self.first != nil {
-			m.visitList(&p.self, Hit{Field: HitOwned})
-		}
-		if p.named.first != nil {
-			m.visitList(&p.named, Hit{Field: HitOwnedBy, Entry: p.name})
+			if p.named.first != nil {
+				m.visitList(&p.named, Hit{Field: HitOwnedBy, Entry: p.name})
+			}
 		}
 	}
 }
@@ -284,9 +308,14 @@ func (m *matcher) visitList(l *rlist, hit Hit) {
 	if c := l.first; c.passes(m) {
 		m.emitRule(c, hit)
 	}
-	for _, c := range l.rest {
-		if c.passes(m) {
-			m.emitRule(c, hit)
+	for rs := l.rest; len(rs) > 0; {
+		b := rs[:min(len(rs), readAhead)]
+		rs = rs[len(b):]
+		m.fetch(b)
+		for _, c := range b {
+			if c.passes(m) {
+				m.emitRule(c, hit)
+			}
 		}
 	}
 }
