@@ -380,17 +380,26 @@ func (b *Bot) Say(ctx context.Context, nick, text string) error {
 // writeLoop sends one line per Interval, taking nicks in turn.
 func (b *Bot) writeLoop(ctx context.Context) {
 	var last time.Time
+	var held time.Duration // every waiting nick is held back this long yet
 	for {
 		b.mu.Lock()
 		pending := len(b.ring) > 0
 		b.mu.Unlock()
-		if !pending {
+		if !pending || held > 0 {
+			due := time.NewTimer(held)
+			if !pending {
+				due.Stop() // nothing to wait for but a wake
+			}
+			held = 0
 			select {
 			case <-ctx.Done():
+				due.Stop()
 				return
 			case <-b.wake:
-				continue
+			case <-due.C:
 			}
+			due.Stop()
+			continue
 		}
 		if d := time.Until(last.Add(b.Interval)); d > 0 {
 			t := time.NewTimer(d)
@@ -403,8 +412,11 @@ func (b *Bot) writeLoop(ctx context.Context) {
 		}
 		b.mu.Lock()
 		conn := b.conn
-		nick, text, items := b.next(time.Now())
+		nick, text, items, wait := b.next(time.Now())
 		b.mu.Unlock()
+		if len(items) == 0 {
+			held = wait
+		}
 		folded := len(items) > 1
 		if items = b.claim(ctx, items); len(items) == 0 {
 			continue
@@ -453,11 +465,18 @@ func (b *Bot) claim(ctx context.Context, items []*ircItem) []*ircItem {
 	return out
 }
 
-// next takes the line to send now from the first nick in turn: its oldest
-// reply, else its oldest notification while the nick is within its burst,
-// else one "N more" line for all its waiting notifications. Call with mu.
-func (b *Bot) next(now time.Time) (nick, text string, items []*ircItem) {
-	for len(b.ring) > 0 {
+// next takes the line to send now from the first nick in turn that has
+// one: its oldest reply, else its oldest notification while the nick is
+// within its burst, else one "N more" line for all its waiting
+// notifications (or the one waiting, alone). Past its burst a nick gets
+// that "N more" line at once, and then one line per pace, however its
+// notifications come: one at a time, as each line leaves, they would
+// otherwise each get a line (a trickle flooding the nick). When every
+// waiting nick is held back, wait is how long until the first may go.
+// Call with mu.
+func (b *Bot) next(now time.Time) (nick, text string, items []*ircItem, wait time.Duration) {
+	pace := b.BurstWindow / time.Duration(b.BurstLines)
+	for n := len(b.ring); n > 0; n-- {
 		key := b.ring[0]
 		b.ring = b.ring[1:]
 		q := b.queues[key]
@@ -476,14 +495,30 @@ func (b *Bot) next(now time.Time) (nick, text string, items []*ircItem) {
 				i++
 			}
 			q.sent = q.sent[i:]
-			if len(q.sent) < b.BurstLines || len(q.notes) == 1 {
+			since := time.Duration(0)
+			if len(q.sent) > 0 {
+				since = now.Sub(q.sent[len(q.sent)-1])
+			}
+			switch {
+			case len(q.sent) < b.BurstLines:
 				items, q.notes = q.notes[:1], q.notes[1:]
 				text = items[0].text
-			} else {
+			case since < pace && (len(q.sent) > b.BurstLines || len(q.notes) == 1):
+				// Held back: past the burst's one "N more" line, or one
+				// notification that others may join in the line.
+				if held := pace - since; wait == 0 || held < wait {
+					wait = held
+				}
+			case len(q.notes) == 1:
+				items, q.notes = q.notes, nil
+				text = items[0].text
+			default:
 				items, q.notes = q.notes, nil
 				text = MoreLine(len(items), b.Settings.BaseURL+"/")
 			}
-			q.sent = append(q.sent, now)
+			if len(items) > 0 {
+				q.sent = append(q.sent, now)
+			}
 		}
 		if len(q.direct) > 0 || len(q.notes) > 0 {
 			b.ring = append(b.ring, key)
@@ -491,10 +526,10 @@ func (b *Bot) next(now time.Time) (nick, text string, items []*ircItem) {
 			delete(b.queues, key)
 		}
 		if len(items) > 0 {
-			return q.nick, text, items
+			return q.nick, text, items, 0
 		}
 	}
-	return "", "", nil
+	return "", "", nil, wait
 }
 
 func live(items []*ircItem) []*ircItem {

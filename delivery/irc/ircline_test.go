@@ -1,6 +1,7 @@
 package irc
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +89,7 @@ func TestIRCScheduling(t *testing.T) {
 	now := time.Now()
 	var got []string
 	for {
-		nick, text, items := b.next(now)
+		nick, text, items, _ := b.next(now)
 		if len(items) == 0 {
 			break
 		}
@@ -109,7 +110,7 @@ func TestIRCScheduling(t *testing.T) {
 	// After the window a nick gets lines of its own again.
 	b.enqueue("busy", "later", true, nil)
 	b.enqueue("busy", "later 2", true, nil)
-	if _, text, _ := b.next(now.Add(2 * time.Minute)); text != "later" {
+	if _, text, _, _ := b.next(now.Add(2 * time.Minute)); text != "later" {
 		t.Fatalf("after the window: %q", text)
 	}
 }
@@ -160,5 +161,42 @@ func TestWithWhy(t *testing.T) {
 	// No room: the notification itself matters more.
 	if got := WithWhy("bodhi", "alice commented", link, why, 150); strings.Contains(got, "why") || len(got) > 150 {
 		t.Fatalf("tight budget: %q", got)
+	}
+}
+
+// TestIRCTrickleStaysWithinBurst: notifications coming one at a time, each
+// after the line before went out (a busy package, or a worker slowed
+// down), get no more lines than a burst does: three of their own in the
+// window, one "N more" line, then at most one line every
+// BurstWindow/BurstLines. Before, a single waiting notification always
+// went alone, so a trickle had a line each, without bound.
+func TestIRCTrickleStaysWithinBurst(t *testing.T) {
+	t.Parallel()
+	b := &Bot{Settings: Settings{BaseURL: "http://fmn.test"}}
+	b.init()
+	b.conn = &ircevent.Connection{} // queued, never written: next() is called directly
+	now := time.Now()
+	var got []string
+	for i := range 40 { // one every 500 ms: 20 s of trickle
+		if _, err := b.enqueue("busy", "note "+strconv.Itoa(i), true, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, text, items, _ := b.next(now); len(items) > 0 {
+			got = append(got, text)
+		}
+		now = now.Add(500 * time.Millisecond)
+	}
+	// Whatever still waits goes once its turn comes.
+	for range 3 {
+		now = now.Add(b.BurstWindow / time.Duration(b.BurstLines))
+		if _, text, items, _ := b.next(now); len(items) > 0 {
+			got = append(got, text)
+		}
+	}
+	// note 3 waits for company; with note 4 they are the one line past
+	// the burst; the rest wait for the pace (20 s).
+	want := []string{"note 0", "note 1", "note 2", "2 more: http://fmn.test/", "35 more: http://fmn.test/"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
