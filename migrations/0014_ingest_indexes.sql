@@ -29,15 +29,15 @@ CREATE FUNCTION fmn_names_of(m messages) RETURNS TABLE (kind text, name text) LA
                  ('containers', m.containers), ('modules', m.modules), ('flatpaks', m.flatpaks)) AS v(kind, names)
 $$;
 
--- One statement per batch of the ingester: the new names of the batch, in
--- key order (so that two ingesters adding the same new names never wait
--- for each other crosswise), skipping those already known before trying
--- to insert them.
+-- One statement per batch of the ingester: the batch's names, in key order
+-- (so that two ingesters adding the same new names never wait for each
+-- other crosswise). A name already known costs one probe of the primary
+-- key (ON CONFLICT checks it before inserting); a NOT EXISTS here became
+-- an anti join hashing the whole table, under the plan plpgsql caches.
 CREATE FUNCTION messages_names() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO message_names (kind, name)
     SELECT DISTINCT n.kind, n.name FROM new_rows r CROSS JOIN LATERAL fmn_names_of(r) n
-    WHERE NOT EXISTS (SELECT 1 FROM message_names e WHERE e.kind = n.kind AND e.name = n.name)
     ORDER BY n.kind, n.name
     ON CONFLICT DO NOTHING;
     RETURN NULL;

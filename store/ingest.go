@@ -129,11 +129,18 @@ func StoreMessageBatch(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]Sto
 		summaries[i], links[i], sevs[i] = md.Summary, md.Link, md.Severity
 		sent[i], eps[i], envs[i] = m.SentAt, m.Endpoint, string(m.Envelope)
 	}
-	if _, err := tx.Exec(ctx, lockMessageIDs, ids); err != nil {
+	// The lock and the insert go in one round trip (a pipeline): still two
+	// statements, so the insert's snapshot is taken once the locks are held.
+	var b pgx.Batch
+	b.Queue(lockMessageIDs, ids)
+	b.Queue(insertMessageBatch, ids, topics, apps, agents, users, pkgs, groups, ctrs, mods, flats,
+		summaries, links, sevs, sent, eps, envs, dedupeFloor(msgs, time.Now()))
+	br := tx.SendBatch(ctx, &b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
 		return nil, translate(err, "lock message ids")
 	}
-	rows, err := tx.Query(ctx, insertMessageBatch, ids, topics, apps, agents, users, pkgs, groups, ctrs, mods, flats,
-		summaries, links, sevs, sent, eps, envs, dedupeFloor(msgs, time.Now()))
+	rows, err := br.Query()
 	if err != nil {
 		return nil, translate(err, "store messages")
 	}
@@ -141,6 +148,9 @@ func StoreMessageBatch(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]Sto
 	var sm StoredMessage
 	var msgID string
 	if _, err := pgx.ForEachRow(rows, []any{&sm.ID, &msgID, &sm.ReceivedAt}, func() error { byID[msgID] = sm; return nil }); err != nil {
+		return nil, translate(err, "store messages")
+	}
+	if err := br.Close(); err != nil {
 		return nil, translate(err, "store messages")
 	}
 	out := make([]StoredMessage, n)
