@@ -173,10 +173,11 @@ const (
 // Fedora), so sharing the numbering between Sets changes nothing any Set
 // answers. Only edits use it, under mu; readers see ids only.
 type interner struct {
-	mu    sync.Mutex
-	ids   [2]map[string]int32
-	names [2][]string    // by id
-	seen  map[int32]bool // distinct's scratch
+	mu      sync.Mutex
+	ids     [2]map[string]int32
+	names   [2][]string    // by id
+	seen    map[int32]bool // distinct's scratch
+	scratch []int32        // setOwners'
 }
 
 func newInterner() *interner {
@@ -227,7 +228,7 @@ func (s *Set) setOwners(e *edit, a ArtifactOwners, in *interner) {
 	if !ok || a.Name == "" {
 		return
 	}
-	ids := make([]int32, 0, len(a.Users)+len(a.Groups))
+	ids := in.scratch[:0]
 	for _, u := range a.Users {
 		ids = append(ids, in.id(userKind, u))
 	}
@@ -235,11 +236,17 @@ func (s *Set) setOwners(e *edit, a ArtifactOwners, in *interner) {
 		ids = append(ids, ^in.id(groupKind, g))
 	}
 	ids = in.distinct(ids)
+	in.scratch = ids
+	// A full refresh lists every artifact, and most keep their
+	// maintainers: those cost neither an allocation nor a copied shard.
+	if cur, _ := s.owners[k].get(a.Name); slices.Equal(cur, ids) {
+		return
+	}
 	sh := s.owners[k].mutable(e, a.Name)
 	if len(ids) == 0 {
 		delete(sh, a.Name)
 	} else {
-		sh[a.Name] = slices.Clip(ids)
+		sh[a.Name] = slices.Clone(ids)
 	}
 }
 
