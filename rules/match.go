@@ -342,26 +342,24 @@ type matcher struct {
 	field     string  // the Hit field of the index being looked up
 	out       []Match // the caller's slice; this call's matches start at base
 	base      int
-	slot      []destSlot
-	gen       uint32
-}
-
-type destSlot struct {
-	gen  uint32
-	pos  int32
-	dest int64
+	// slot is the open-addressing set of this call's keys, 8 bytes a
+	// key so that a message reaching thousands stays in the core's cache:
+	// the generation (16 bits; a key of an older one is free), 16 bits of
+	// the key's hash, and the index of its match in out.
+	slot []uint64
+	gen  uint64
 }
 
 func (m *matcher) reset(md *meta.Metadata, dst []Match) {
 	m.md, m.sev, m.out, m.base = md, SeverityRank(md.Severity), dst, len(dst)
 	m.agentHash = nameHash(md.Agent)
 	m.gen++
-	if m.gen == 0 {
+	if m.gen == 1<<16 {
 		clear(m.slot)
 		m.gen = 1
 	}
 	if len(m.slot) == 0 {
-		m.slot = make([]destSlot, 64)
+		m.slot = make([]uint64, 64)
 	}
 }
 
@@ -443,15 +441,20 @@ func (m *matcher) emit(c *crule, key, dest int64, hit Hit) {
 		m.grow()
 	}
 	mask := uint64(len(m.slot) - 1)
-	for i := hashID(key) & mask; ; i = (i + 1) & mask {
-		sl := &m.slot[i]
-		if sl.gen != m.gen {
-			*sl = destSlot{gen: m.gen, pos: int32(len(m.out)), dest: key}
+	h := hashID(key)
+	tag := m.gen<<48 | (h>>48)<<32
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := m.slot[i]
+		if sl>>48 != m.gen {
+			m.slot[i] = tag | uint64(len(m.out))
 			m.out = append(m.out, Match{UserID: c.userID, RuleID: c.id, DestinationID: dest, Hit: hit})
 			return
 		}
-		if sl.dest == key {
-			if o := &m.out[sl.pos]; c.id < o.RuleID {
+		if sl&^(1<<32-1) != tag {
+			continue
+		}
+		if o := &m.out[uint32(sl)]; slotKey(*o) == key {
+			if c.id < o.RuleID {
 				o.RuleID, o.UserID, o.Hit = c.id, c.userID, hit
 			}
 			return
@@ -469,16 +472,16 @@ func slotKey(o Match) int64 {
 
 // grow doubles the destination set and refiles the matches so far.
 func (m *matcher) grow() {
-	m.slot = make([]destSlot, 2*len(m.slot))
+	m.slot = make([]uint64, 2*len(m.slot))
 	m.gen = 1
 	mask := uint64(len(m.slot) - 1)
 	for pos := m.base; pos < len(m.out); pos++ {
-		k := slotKey(m.out[pos])
-		i := hashID(k) & mask
-		for m.slot[i].gen == m.gen {
+		h := hashID(slotKey(m.out[pos]))
+		i := h & mask
+		for m.slot[i]>>48 == m.gen {
 			i = (i + 1) & mask
 		}
-		m.slot[i] = destSlot{gen: m.gen, pos: int32(pos), dest: k}
+		m.slot[i] = m.gen<<48 | (h>>48)<<32 | uint64(pos)
 	}
 }
 

@@ -661,3 +661,21 @@ func TestLayout(t *testing.T) {
 		t.Errorf("a principal is %d bytes, want 128 (two cache lines)", got)
 	}
 }
+
+// TestMatcherGenerationWraps runs one matcher past its 16-bit generation
+// counter: a key filed 65,536 messages ago must not pass for this one's.
+func TestMatcherGenerationWraps(t *testing.T) {
+	t.Parallel()
+	m := &matcher{}
+	c := &crule{id: 1, userID: 1}
+	md := meta.Metadata{}
+	for i := range 1<<16 + 10 {
+		m.reset(&md, nil)
+		m.emit(c, int64(i%7+1), int64(i%7+1), Hit{})
+		m.emit(c, 100, 100, Hit{})
+		m.emit(c, int64(i%7+1), int64(i%7+1), Hit{})
+		if len(m.out) != 2 || m.out[0].DestinationID != int64(i%7+1) || m.out[1].DestinationID != 100 {
+			t.Fatalf("message %d: %v", i, m.out)
+		}
+	}
+}
