@@ -268,6 +268,11 @@ func (f *fieldIndex) lookup(s string, m *matcher) {
 	if g, ok := f.exact.get(s); ok {
 		m.visit(g.rules, g.glob.pattern)
 	}
+	f.lookupGlobs(s, m)
+}
+
+// lookupGlobs calls visit with every group of a glob that matches s.
+func (f *fieldIndex) lookupGlobs(s string, m *matcher) {
 	if f.prefixLens != nil {
 		for _, n := range f.prefixLens.lens {
 			if n > len(s) {

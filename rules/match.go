@@ -305,15 +305,10 @@ func (s *Set) AppendMatches(dst []Match, md *meta.Metadata) []Match {
 	m := matchers.Get().(*matcher)
 	m.reset(md, dst)
 	m.field = HitUsers
-	for _, u := range md.Usernames {
-		s.users.lookup(u, m)
-	}
+	s.lookupValues(&s.users, md.Usernames, -1, m)
 	for k := range nKinds {
-		for _, a := range artifactsOf(md, k) {
-			m.field = typedHits[k]
-			s.typed[k].lookup(a, m)
-			s.visitOwners(k, a, m)
-		}
+		m.field = typedHits[k]
+		s.lookupValues(&s.typed[k], artifactsOf(md, k), k, m)
 	}
 	m.field = HitApps
 	s.apps.lookup(md.App, m)
@@ -327,6 +322,38 @@ func (s *Set) AppendMatches(dst []Match, md *meta.Metadata) []Match {
 	m.md, m.out = nil, nil
 	matchers.Put(m)
 	return out
+}
+
+// lookupValues looks up a message's values of one field (its users, its
+// artifacts of kind k; k < 0 for users), readAhead at a time: first every
+// value's exact group, then a word of each group's first rule, the loads
+// of each stage issued together, then the visits, with the globs and, for
+// artifacts, the rules following their maintainers.
+func (s *Set) lookupValues(f *fieldIndex, vals []string, k Kind, m *matcher) {
+	var gs [readAhead]*group
+	for len(vals) > 0 {
+		b := vals[:min(len(vals), readAhead)]
+		vals = vals[len(b):]
+		for j, v := range b {
+			gs[j], _ = f.exact.get(v)
+		}
+		var sum int8
+		for _, g := range gs[:len(b)] {
+			if g != nil {
+				sum += g.rules[0].minSev
+			}
+		}
+		m.fetched += sum
+		for j, v := range b {
+			if g := gs[j]; g != nil {
+				m.visit(g.rules, g.glob.pattern)
+			}
+			f.lookupGlobs(v, m)
+			if k >= 0 {
+				s.visitOwners(k, v, m)
+			}
+		}
+	}
 }
 
 var matchers = sync.Pool{New: func() any { return &matcher{} }}
