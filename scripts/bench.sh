@@ -12,8 +12,10 @@ FMN_DENDRITE=$(scripts/ensure-dendrite.sh)
 export FMN_DENDRITE
 scripts/ensure-rabbitmq.sh
 # The full output goes to stderr for reading; the bench: lines to stdout.
+# -p 1: one package's benchmarks at a time, or two packages' test binaries
+# share the two cores and each one's figures measure the other too.
 out=$(mktemp)
-go test -run '^$' -bench . -benchmem -count=1 ./... >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+go test -p 1 -run '^$' -bench . -benchmem -count=1 ./... >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
 cat "$out" >&2
 awk '
   /^Benchmark/ { name=$1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name);
@@ -22,7 +24,7 @@ awk '
 # Load generators: tests that run only with FMN_BENCH set and print their
 # own bench: lines (the consumer's publish → stored path; GET /api/v1/me
 # during another user's preview flood).
-FMN_BENCH=1 go test -run 'Load$|HeardAgain$' -count=1 -v ./consumer/ ./web/ >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+FMN_BENCH=1 go test -p 1 -run 'Load$|HeardAgain$' -count=1 -v ./consumer/ ./web/ >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
 cat "$out" >&2
 awk '/^bench: / { print }' "$out"
 rm -f "$out"
