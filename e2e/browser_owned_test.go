@@ -12,8 +12,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"fmn/consumer"
-	"fmn/delivery/email/smtptest"
 	"fmn/owners/pagurtest"
 )
 
@@ -97,24 +95,9 @@ func (d *driver) shot(name string) {
 	}
 }
 
-// until polls a JavaScript condition until it holds (a page navigating
-// meanwhile is simply looked at again).
+// until polls a JavaScript condition until it holds (see pollJS).
 func (d *driver) until(what, cond string) chromedp.Action[chromedp.Void] {
-	return func(c context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		deadline := time.Now().Add(25 * time.Second)
-		var last error
-		for {
-			ok, err := chromedp.Evaluate[bool]("!!("+cond+")", chromedp.EvalIgnoreExceptions)(c, tg)
-			if err == nil && ok {
-				return chromedp.Void{}, nil
-			}
-			last = err
-			if time.Now().After(deadline) || c.Err() != nil {
-				return chromedp.Void{}, fmt.Errorf("waiting for %s (%s): %v", what, cond, last)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	return pollJS(what, cond, 25*time.Second)
 }
 
 func (d *driver) h1(text string) chromedp.Action[chromedp.Void] {
@@ -134,15 +117,7 @@ func TestBrowserRuleEditorOwnership(t *testing.T) {
 		pg.SetUser("rpms", p, "packager1", "commit")
 	}
 	pg.SetUser("container", "fedora-toolbox", "packager1", "admin")
-	mailSrv := smtptest.Start(t)
-	busEP := fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
-	pub, err := consumer.NewPublisher(context.Background(), busEP, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	s := startService(t, "FMN_SMTP_URL="+mailSrv.URL(), "FMN_BUS_ENDPOINTS="+busEP, "FMN_DISTGIT_URL="+pg.URL)
-	eventually(t, 15*time.Second, "the service subscribed", func() bool { return pub.WaitSubscribers(context.Background(), 100*time.Millisecond) })
+	s, pub, mailSrv := startWithBus(t, "FMN_DISTGIT_URL="+pg.URL)
 	// A push to python-foo by someone else, for the preview to find.
 	if err := pub.Publish(map[string]any{"topic": "org.fedoraproject.prod.git.receive", "msg": map[string]any{"commit": map[string]any{
 		"branch": "rawhide", "name": "Zed", "email": "zed@example.org", "namespace": "rpms", "repo": "python-foo",

@@ -127,26 +127,7 @@ func TestBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// waitJS polls a JavaScript condition until it holds. It evaluates
-	// afresh each time, so a page navigating meanwhile (a form post) is
-	// simply looked at again.
-	waitJS := func(what, cond string) chromedp.Action[chromedp.Void] {
-		return func(c context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			deadline := time.Now().Add(20 * time.Second)
-			var last error
-			for {
-				ok, err := chromedp.Evaluate[bool]("!!("+cond+")", chromedp.EvalIgnoreExceptions)(c, tg)
-				if err == nil && ok {
-					return chromedp.Void{}, nil
-				}
-				last = err
-				if time.Now().After(deadline) || c.Err() != nil {
-					return chromedp.Void{}, fmt.Errorf("waiting for %s (%s): %v", what, cond, last)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-		}
-	}
+	waitJS := func(what, cond string) chromedp.Action[chromedp.Void] { return pollJS(what, cond, 20*time.Second) }
 	h1Is := func(text string) chromedp.Action[chromedp.Void] {
 		return waitJS("heading "+text, fmt.Sprintf(`document.readyState === "complete" && (document.querySelector("h1")||{}).textContent === %q`, text))
 	}
@@ -332,5 +313,26 @@ func TestBrowserOIDC(t *testing.T) {
 	}
 	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
 		os.WriteFile(filepath.Join(dir, "02-signed-in.png"), png, 0o644)
+	}
+}
+
+// pollJS polls a JavaScript condition until it holds, at most within. It
+// evaluates afresh each time, so a page navigating meanwhile (a form post)
+// is simply looked at again.
+func pollJS(what, cond string, within time.Duration) chromedp.Action[chromedp.Void] {
+	return func(c context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		deadline := time.Now().Add(within)
+		var last error
+		for {
+			ok, err := chromedp.Evaluate[bool]("!!("+cond+")", chromedp.EvalIgnoreExceptions)(c, tg)
+			if err == nil && ok {
+				return chromedp.Void{}, nil
+			}
+			last = err
+			if time.Now().After(deadline) || c.Err() != nil {
+				return chromedp.Void{}, fmt.Errorf("waiting for %s (%s): %v", what, cond, last)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }

@@ -8,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"fmn/consumer"
-	"fmn/delivery/email/smtptest"
 	"fmn/owners/pagurtest"
-	"fmn/store"
 	"fmn/store/storetest"
 )
 
@@ -34,14 +31,7 @@ func TestOwnershipAcceptance(t *testing.T) {
 	pg.SetUser("rpms", "python-bar", "erin", "owner")
 	pg.SetGroup("rpms", "python-baz", "python-sig", "commit")
 
-	mailSrv := smtptest.Start(t)
-	busEP := fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
-	pub, err := consumer.NewPublisher(context.Background(), busEP, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	s := startService(t, "FMN_SMTP_URL="+mailSrv.URL(), "FMN_BUS_ENDPOINTS="+busEP, "FMN_DISTGIT_URL="+pg.URL)
+	s, pub, mailSrv := startWithBus(t, "FMN_DISTGIT_URL="+pg.URL)
 	var dbURL string
 	for _, kv := range s.env {
 		if v, ok := strings.CutPrefix(kv, "FMN_DATABASE_URL="); ok {
@@ -85,7 +75,6 @@ func TestOwnershipAcceptance(t *testing.T) {
 			AND (kind, name) IN (('user', 'alice'), ('user', 'dave'), ('group', 'python-sig'))`).Scan(&n)
 		return n == 3
 	})
-	eventually(t, 15*time.Second, "the service subscribed", func() bool { return pub.WaitSubscribers(ctx, 100*time.Millisecond) })
 
 	seq := 0
 	push := func(pkg, agent string) string {
@@ -254,8 +243,7 @@ func TestOwnershipAcceptance(t *testing.T) {
 			}
 		}
 	}
-	var status store.DistgitStatus
-	if status, err = st.GetDistgitStatus(ctx); err != nil || status.Principals != 3 {
+	if status, err := st.GetDistgitStatus(ctx); err != nil || status.Principals != 3 {
 		t.Fatalf("dist-git status: %+v %v", status, err)
 	}
 }
