@@ -750,9 +750,9 @@ func (s *Server) testSendForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if ok, _ := delivery.Testable(d); !ok {
+	if ok, why := delivery.Testable(d); !ok {
 		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id,
-			Errors: map[string]string{"test": untestable(d)}})
+			Errors: map[string]string{"test": untestable(d, why)}})
 	}
 	if err := (delivery.Queue{Client: s.Jobs}).Test(r.Context(), d); err != nil {
 		return err
@@ -760,16 +760,19 @@ func (s *Server) testSendForm(w http.ResponseWriter, r *http.Request) error {
 	return s.redirect(w, r, "/destinations?done=test")
 }
 
-// untestable says on the page why d may not be sent a test
-// (delivery.Testable decides).
-func untestable(d fmn.Destination) string {
+// untestable puts in the page's words why delivery.Testable refused d a
+// test (why is its reason); a reason the page has no words for yet is
+// shown as Testable gave it, never as one of the others.
+func untestable(d fmn.Destination, why string) string {
 	switch {
 	case !d.Confirmed:
 		return "Confirm this destination first: nothing is sent to it before."
 	case !d.Enabled:
 		return "This destination is turned off: turn it on to send a test."
+	case d.FailingReason != "":
+		return "Delivery here is failing. Once that is fixed, turn the destination off and on again, then send a test."
 	}
-	return "Delivery here is failing. Once that is fixed, turn the destination off and on again, then send a test."
+	return "No test can be sent here: " + why + "."
 }
 
 // ---- settings ----
