@@ -88,20 +88,18 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // lead takes the lock and runs rounds while it holds it. One connection
-// of its own holds the session lock and listens on fmn_distgit (a bus
-// request) and fmn_rules (rules, memberships, its own writes): the pool
-// is shared with long-lived listeners and bots, so the refresher keeps
-// only this one. Losing the connection loses the lock; lead returns and
+// of its own (store.Dedicated) holds the session lock and listens on
+// fmn_distgit (a bus request) and fmn_rules (rules, memberships, its own
+// writes); its rounds use the pool. Losing the connection loses the lock; lead returns and
 // another process (or this one, later) takes over. It returns nil, having
 // done nothing, while another process holds the lock.
 func (r *Refresher) lead(ctx context.Context) error {
-	conn, err := r.Store.Pool.Acquire(ctx)
+	// The connection holds the lock and listens, and is closed
+	// (releasing both) when lead returns.
+	pc, err := r.Store.Dedicated(ctx, "dist-git refresher")
 	if err != nil {
-		return fmt.Errorf("acquire connection: %w", err)
+		return err
 	}
-	// The connection leaves the pool: it holds the lock and listens, and
-	// is closed (releasing both) when lead returns.
-	pc := conn.Hijack()
 	defer pc.Close(context.WithoutCancel(ctx))
 	var mine bool
 	if err := pc.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, store.LockDistgit).Scan(&mine); err != nil {

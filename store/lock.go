@@ -15,19 +15,24 @@ const (
 )
 
 // HoldLock waits until this process holds the session advisory lock key,
-// trying every `every` until ctx ends, on a connection of its own. The lock
+// trying every `every` until ctx ends, on a Dedicated connection. The lock
 // lives as long as that connection: lost is closed when a check finds the
 // connection gone (the lock is then free for another process), and release
 // gives it up.
 func (s *Store) HoldLock(ctx context.Context, key int64, every time.Duration) (lost <-chan struct{}, release func(), err error) {
-	conn, err := s.Pool.Acquire(ctx)
+	conn, err := s.Dedicated(ctx, fmt.Sprintf("lock %#x", key))
 	if err != nil {
-		return nil, nil, fmt.Errorf("acquire connection for lock: %w", err)
+		return nil, nil, fmt.Errorf("connect for lock: %w", err)
+	}
+	closeConn := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
 	}
 	for {
 		var ok bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
-			conn.Release()
+			closeConn()
 			return nil, nil, fmt.Errorf("take lock: %w", err)
 		}
 		if ok {
@@ -37,7 +42,7 @@ func (s *Store) HoldLock(ctx context.Context, key int64, every time.Duration) (l
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			conn.Release()
+			closeConn()
 			return nil, nil, ctx.Err()
 		case <-t.C:
 		}
@@ -76,14 +81,9 @@ func (s *Store) HoldLock(ctx context.Context, key int64, every time.Duration) (l
 			close(done)
 			mu.Lock()
 			defer mu.Unlock()
-			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if _, err := conn.Exec(cctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
-				// The lock dies with the session: close it rather than
-				// return a connection that may still hold it.
-				_ = conn.Conn().Close(cctx)
-			}
-			conn.Release()
+			// The lock dies with the session, and the connection is this
+			// lock's alone.
+			closeConn()
 		})
 	}
 	return lostc, release, nil

@@ -39,22 +39,21 @@ func (s *Store) FollowRules(ctx context.Context, live *rules.Live, log *slog.Log
 }
 
 func (s *Store) followOnce(ctx context.Context, refresh func() error) error {
-	conn, err := s.Pool.Acquire(ctx)
+	conn, err := s.Dedicated(ctx, "rule follower")
 	if err != nil {
-		return translate(err, "acquire connection")
+		return err
 	}
-	defer conn.Release()
+	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN fmn_rules"); err != nil {
 		return translate(err, "listen for rule changes")
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN fmn_rules")
 	// Load after LISTEN: a change committed in between is then either in
 	// this load or announced.
 	if err := refresh(); err != nil {
 		return err
 	}
 	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return translate(err, "wait for rule changes")
 		}
 		if err := refresh(); err != nil {

@@ -101,21 +101,20 @@ func (h *Hub) Run(ctx context.Context) error {
 }
 
 func (h *Hub) listen(ctx context.Context, last *int64) error {
-	conn, err := h.st.Pool.Acquire(ctx)
+	conn, err := h.st.Dedicated(ctx, "live view")
 	if err != nil {
 		return err
 	}
-	defer conn.Release()
+	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN fmn_notifications"); err != nil {
 		return err
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN fmn_notifications")
 	for {
 		if err := h.catchUp(ctx, last); err != nil {
 			return err
 		}
 		wctx, cancel := context.WithTimeout(ctx, pollEvery)
-		_, err := conn.Conn().WaitForNotification(wctx)
+		_, err := conn.WaitForNotification(wctx)
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			return nil
