@@ -46,6 +46,7 @@ type Ingester struct {
 	InTx func(ctx context.Context, tx pgx.Tx, topic string, body any) error
 
 	positions map[string]int64 // committed last seq_id per endpoint
+	names     store.KnownNames // names message_names holds (see store.KnownNames)
 
 	retryMu  sync.Mutex
 	retrying error // the error a batch is being retried after; nil while storing works
@@ -233,16 +234,18 @@ func (in *Ingester) storeTx(ctx context.Context, p batchPlan) error {
 		return err
 	}
 	var stored, dup, matched int
+	var newNames []store.Name
 	err := in.Store.InTx(ctx, func(tx pgx.Tx) error {
 		stored, dup, matched = 0, 0, 0
 		set, err := in.Rules.Current(ctx, tx)
 		if err != nil {
 			return err
 		}
-		sms, err := store.StoreMessageBatch(ctx, tx, msgs)
+		sms, added, err := store.StoreMessageBatch(ctx, tx, msgs, &in.names)
 		if err != nil {
 			return err
 		}
+		newNames = added
 		var mms []store.MessageMatches
 		for i, sm := range sms {
 			if sm.ID == 0 {
@@ -277,6 +280,7 @@ func (in *Ingester) storeTx(ctx context.Context, p batchPlan) error {
 	if err != nil {
 		return err
 	}
+	in.names.Learn(newNames)
 	in.committed(p)
 	// Only now may a broker forget them: every message of the batch,
 	// repeats included, is stored.
