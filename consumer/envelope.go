@@ -4,14 +4,12 @@
 package consumer
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 	"time"
@@ -84,16 +82,12 @@ func Decode(raw []byte, maxBytes int) (Envelope, error) {
 	if jsonDepth(raw) > maxDepth {
 		return Envelope{}, bad("nesting", "envelope nests deeper than %d levels", maxDepth)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var fields map[string]any
-	if err := dec.Decode(&fields); err != nil {
-		return Envelope{}, bad("json", "envelope is not a JSON object: %v", err)
+	v, err := parseJSON(raw)
+	if err != nil {
+		return Envelope{}, bad("json", "envelope is not JSON: %v", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Envelope{}, bad("json", "trailing data after the envelope")
-	}
-	if fields == nil {
+	fields, ok := v.(map[string]any)
+	if !ok {
 		return Envelope{}, bad("json", "envelope is not a JSON object")
 	}
 	env := Envelope{Fields: fields, Raw: raw}

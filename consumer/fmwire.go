@@ -221,14 +221,9 @@ func decodeBody(b []byte) (map[string]any, error) {
 	if jsonDepth(b) > maxDepth {
 		return nil, bad("nesting", "body nests deeper than %d levels", maxDepth)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	v, err := parseJSON(b)
+	if err != nil {
 		return nil, bad("json", "body is not JSON: %v", err)
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, bad("json", "trailing data after the body")
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {

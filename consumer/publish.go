@@ -165,6 +165,9 @@ func (p *Publisher) Close() error { return p.sock.Close() }
 // EncodeEnvelope encodes an envelope as one compact JSON document, without
 // HTML escaping (bus consumers are not browsers).
 func EncodeEnvelope(env map[string]any) ([]byte, error) {
+	if b, ok := appendJSON(nil, env); ok {
+		return b, nil
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
