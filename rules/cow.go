@@ -3,6 +3,7 @@ package rules
 import (
 	"hash/maphash"
 	"maps"
+	"slices"
 )
 
 // The index is a persistent data structure: a Set is never modified once
@@ -13,8 +14,63 @@ import (
 // edit of one rule copies a few small shards instead of 500,000 rules, and a
 // reader holding the old Set keeps seeing exactly the old Set.
 
-// edit identifies one call of Set.With; its pointer is the identity.
-type edit struct{ _ byte }
+// edit identifies one call of Set.Apply; its pointer is the identity. It
+// also lists the posting lists it made, for compact.
+type edit struct {
+	groups []*group     // the groups this edit made or copied
+	princs []*principal // the principal records this edit took
+}
+
+// compactMin is how many postings an edit must have made for compact to
+// pack them: a small edit's lists are allocated at their size already.
+const compactMin = 1 << 12
+
+// chunkPosts is the size of the arrays compact packs lists into (512 KB).
+const chunkPosts = 1 << 14
+
+// compact packs the posting lists e made into a few large arrays, each
+// list at its exact length, when e made many (a full load): building
+// them one append at a time leaves each list up to twice its length and
+// the arrays it outgrew as holes between live objects, which together
+// cost a third of the index's memory. The lists are never written again
+// (a later edit copies a list before changing it), and an array lives as
+// long as any list in it: what later edits copy out stays allocated until
+// the array's last list goes, at most the size of the lists packed.
+func (e *edit) compact() {
+	n := 0
+	for _, g := range e.groups {
+		n += len(g.rules)
+	}
+	for _, p := range e.princs {
+		n += len(p.self.rest) + len(p.named.rest) + len(p.myGroups)
+	}
+	groups, princs := e.groups, e.princs
+	e.groups, e.princs = nil, nil
+	if n < compactMin {
+		return
+	}
+	var chunk []post
+	pack := func(l []post) []post {
+		if len(l) == 0 {
+			return nil
+		}
+		if len(l) > chunkPosts/4 {
+			return slices.Clip(slices.Clone(l))
+		}
+		if len(chunk)+len(l) > cap(chunk) {
+			chunk = make([]post, 0, chunkPosts)
+		}
+		at := len(chunk)
+		chunk = append(chunk, l...)
+		return chunk[at:len(chunk):len(chunk)]
+	}
+	for _, g := range groups {
+		g.rules = pack(g.rules)
+	}
+	for _, p := range princs {
+		p.self.rest, p.named.rest, p.myGroups = pack(p.self.rest), pack(p.named.rest), pack(p.myGroups)
+	}
+}
 
 // nShards splits each map so that an edit copies 1/64 of it. With a
 // million keys that is ~15,000 entries per touched shard: well under a
@@ -61,27 +117,29 @@ func (c *strMap[V]) mutable(e *edit, k string) map[string]V {
 
 type idShard struct {
 	owner *edit
-	m     map[int64]*crule
+	m     map[int64]uint32
 }
 
-// idMap is a copy-on-write map from rule id to the compiled rule.
+// idMap is a copy-on-write map from rule id to the rule's number in the
+// Set's rule table. It holds no pointer, so the collector never scans it.
 type idMap struct {
 	shards [nShards]*idShard
 }
 
-func (c *idMap) get(id int64) *crule {
+func (c *idMap) get(id int64) (uint32, bool) {
 	sh := c.shards[uint64(id)&(nShards-1)]
 	if sh == nil {
-		return nil
+		return 0, false
 	}
-	return sh.m[id]
+	n, ok := sh.m[id]
+	return n, ok
 }
 
-func (c *idMap) mutable(e *edit, id int64) map[int64]*crule {
+func (c *idMap) mutable(e *edit, id int64) map[int64]uint32 {
 	i := uint64(id) & (nShards - 1)
 	sh := c.shards[i]
 	if sh == nil {
-		sh = &idShard{owner: e, m: map[int64]*crule{}}
+		sh = &idShard{owner: e, m: map[int64]uint32{}}
 		c.shards[i] = sh
 	} else if sh.owner != e {
 		sh = &idShard{owner: e, m: maps.Clone(sh.m)}
@@ -90,21 +148,72 @@ func (c *idMap) mutable(e *edit, id int64) map[int64]*crule {
 	return sh.m
 }
 
+// ruleTable holds every rule of a Set by its number, in copy-on-write
+// pages of 64: an edit copies the page table once and each page it
+// touches. Numbers are dense, so the table is about as long as the Set has
+// rules.
+type ruleTable struct {
+	owner *edit
+	pages []*rulePage
+}
+
+const rulePageBits = 6
+
+type rulePage struct {
+	r     [1 << rulePageBits]ruleRec
+	owner *edit
+}
+
+// get returns rule number n; the caller knows n is filed in this Set.
+func (t *ruleTable) get(n uint32) *ruleRec {
+	return &t.pages[n>>rulePageBits].r[n&(1<<rulePageBits-1)]
+}
+
+// mutable returns rule number n's slot, owned by e.
+func (t *ruleTable) mutable(e *edit, n uint32) *ruleRec {
+	i := int(n >> rulePageBits)
+	if t.owner != e {
+		t.pages = append(make([]*rulePage, 0, max(i+1, len(t.pages))+16), t.pages...)
+		t.owner = e
+	}
+	if i >= len(t.pages) {
+		t.pages = append(t.pages, make([]*rulePage, i+1-len(t.pages))...)
+	}
+	pg := t.pages[i]
+	if pg == nil {
+		pg = &rulePage{owner: e}
+		t.pages[i] = pg
+	} else if pg.owner != e {
+		pg = &rulePage{owner: e, r: pg.r}
+		t.pages[i] = pg
+	}
+	return &pg.r[n&(1<<rulePageBits-1)]
+}
+
 // group is the posting list of one pattern: the rules that track it.
 type group struct {
 	owner *edit
 	glob  Glob
 	// pure: the key that found the group decides the match alone (an exact
 	// pattern, "prefix*", "*suffix" or "*"), so no glob check is needed.
-	pure  bool
-	rules []*crule
+	pure bool
+	// rules holds a copy of each rule's hot fields, in rule order of
+	// filing: a visit streams through the list rather than chasing a
+	// pointer per rule.
+	rules []post
 }
 
 func (g *group) mutableFor(e *edit) *group {
 	if g.owner == e {
 		return g
 	}
-	return &group{owner: e, glob: g.glob, pure: g.pure, rules: append(make([]*crule, 0, len(g.rules)+1), g.rules...)}
+	return e.newGroup(&group{owner: e, glob: g.glob, pure: g.pure, rules: append(make([]post, 0, len(g.rules)+1), g.rules...)})
+}
+
+// newGroup records g, made by e, for compact.
+func (e *edit) newGroup(g *group) *group {
+	e.groups = append(e.groups, g)
+	return g
 }
 
 // bucket holds the groups that share one index key (e.g. the prefix

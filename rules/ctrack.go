@@ -1,50 +1,85 @@
 package rules
 
-// ctrack is a rule's track lists as the index keeps them. A Track value
-// holds ten slice headers (240 bytes) while most rules use one or two
-// lists, and the index keeps every rule: only the lists in use are kept,
-// which saves about 190 bytes a rule (over 100 MB for the benchmark's
-// 600,000 rules). The track's flags (mine, owned, my_groups) are bits of
-// the compiled rule's flags.
-type ctrack []tlist
+import "encoding/binary"
 
-// tlist is one non-empty list of a track.
-type tlist struct {
-	field uint8
-	vals  []string
-}
+// A rule's track lists are kept only to unfile the rule when it changes,
+// never read by a match, so the index keeps them encoded in one string: a
+// Track value holds ten slice headers (240 bytes) and a string per entry,
+// each a pointer the collector would follow on every cycle, while one
+// string is a single object with nothing inside to scan.
+//
+// The encoding is a byte of the track's flags (mine, owned, my_groups),
+// then for each non-empty list in the order of fields: the list's index,
+// its length, then each entry as its length and its bytes, every number a
+// uvarint. Entries may hold any byte.
 
-// fields returns pointers to t's lists; tlist.field is an index into it.
+// fields returns pointers to t's lists; the encoding names a list by its
+// index here.
 func fields(t *Track) [10]*[]string {
 	return [10]*[]string{&t.Users, &t.Packages, &t.Containers, &t.Modules, &t.Flatpaks,
 		&t.Topics, &t.Apps, &t.Agents, &t.OwnedBy, &t.Groups}
 }
 
-func compactTrack(t Track) ctrack {
-	n := 0
-	for _, l := range fields(&t) {
-		if len(*l) > 0 {
-			n++
+// Bits of the encoding's first byte.
+const (
+	flagMine uint8 = 1 << iota
+	flagOwned
+	flagMyGroups
+)
+
+// encodeTrack encodes t.
+func encodeTrack(t Track) string {
+	var flags uint8
+	for _, f := range []struct {
+		on  bool
+		bit uint8
+	}{{t.Mine, flagMine}, {t.Owned, flagOwned}, {t.MyGroups, flagMyGroups}} {
+		if f.on {
+			flags |= f.bit
 		}
 	}
-	if n == 0 {
-		return nil
-	}
-	c := make(ctrack, 0, n)
+	b := []byte{flags}
 	for i, l := range fields(&t) {
-		if len(*l) > 0 {
-			c = append(c, tlist{field: uint8(i), vals: *l})
+		if len(*l) == 0 {
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(i))
+		b = binary.AppendUvarint(b, uint64(len(*l)))
+		for _, v := range *l {
+			b = binary.AppendUvarint(b, uint64(len(v)))
+			b = append(b, v...)
 		}
 	}
-	return c
+	return string(b)
 }
 
-// track returns the rule's Track again, for filing and unfiling.
-func (c *crule) track() Track {
-	t := Track{Mine: c.has(flagMine), Owned: c.has(flagOwned), MyGroups: c.has(flagMyGroups)}
+// decodeTrack returns the Track encodeTrack encoded; its entries are
+// substrings of enc.
+func decodeTrack(enc string) Track {
+	flags := enc[0]
+	t := Track{Mine: flags&flagMine != 0, Owned: flags&flagOwned != 0, MyGroups: flags&flagMyGroups != 0}
 	fs := fields(&t)
-	for _, l := range c.lists {
-		*fs[l.field] = l.vals
+	at := 1
+	next := func() int {
+		var x uint64
+		for shift := 0; ; shift += 7 {
+			c := enc[at]
+			at++
+			x |= uint64(c&0x7f) << shift
+			if c < 0x80 {
+				return int(x)
+			}
+		}
+	}
+	for at < len(enc) {
+		i := next()
+		vals := make([]string, next())
+		for j := range vals {
+			n := next()
+			vals[j] = enc[at : at+n]
+			at += n
+		}
+		*fs[i] = vals
 	}
 	return t
 }

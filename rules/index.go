@@ -1,6 +1,9 @@
 package rules
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // fieldIndex finds, for one message field (a username, a package, the app or
 // the topic), the rules with a tracking pattern that matches it, touching
@@ -133,7 +136,7 @@ func longestInnerToken(p string, from int) string {
 func isWild(c byte) bool { return c == '*' || c == '?' }
 
 // add files rule r under pattern p.
-func (f *fieldIndex) add(e *edit, p string, literal, topic bool, r *crule) {
+func (f *fieldIndex) add(e *edit, p string, literal, topic bool, r post) {
 	kind, key, pure := keyFor(p, topic)
 	if literal {
 		kind, key, pure = keyExact, p, true
@@ -142,7 +145,7 @@ func (f *fieldIndex) add(e *edit, p string, literal, topic bool, r *crule) {
 		m := f.exact.mutable(e, key)
 		g := m[key]
 		if g == nil {
-			g = &group{owner: e, glob: Glob{pattern: p, literal: true}, pure: true}
+			g = e.newGroup(&group{owner: e, glob: Glob{pattern: p, literal: true}, pure: true})
 		} else {
 			g = g.mutableFor(e)
 		}
@@ -159,7 +162,7 @@ func (f *fieldIndex) add(e *edit, p string, literal, topic bool, r *crule) {
 			return
 		}
 	}
-	b.groups = append(b.groups, &group{owner: e, glob: CompileGlob(p), pure: pure, rules: []*crule{r}})
+	b.groups = append(b.groups, e.newGroup(&group{owner: e, glob: CompileGlob(p), pure: pure, rules: []post{r}}))
 	if len(b.groups) == 1 && lens != nil {
 		*lens = (*lens).mutableFor(e)
 		(*lens).add(len(key))
@@ -169,8 +172,8 @@ func (f *fieldIndex) add(e *edit, p string, literal, topic bool, r *crule) {
 	}
 }
 
-// remove takes rule r off pattern p, dropping what becomes empty.
-func (f *fieldIndex) remove(e *edit, p string, literal, topic bool, r *crule) {
+// remove takes rule id off pattern p, dropping what becomes empty.
+func (f *fieldIndex) remove(e *edit, p string, literal, topic bool, id int64) {
 	kind, key, _ := keyFor(p, topic)
 	if literal {
 		kind, key = keyExact, p
@@ -181,7 +184,7 @@ func (f *fieldIndex) remove(e *edit, p string, literal, topic bool, r *crule) {
 		}
 		m := f.exact.mutable(e, key)
 		g := m[key].mutableFor(e)
-		g.rules = without(g.rules, r)
+		g.rules = without(g.rules, id)
 		if len(g.rules) == 0 {
 			delete(m, key)
 		} else {
@@ -198,7 +201,7 @@ func (f *fieldIndex) remove(e *edit, p string, literal, topic bool, r *crule) {
 			continue
 		}
 		g = g.mutableFor(e)
-		g.rules = without(g.rules, r)
+		g.rules = without(g.rules, id)
 		if len(g.rules) > 0 {
 			b.groups[i] = g
 			break
@@ -252,15 +255,9 @@ func (f *fieldIndex) bucketFor(e *edit, kind keyKind, key string) (*bucket, map[
 	return b, m, lens
 }
 
-func without(rs []*crule, r *crule) []*crule {
-	out := rs[:0]
-	for _, x := range rs {
-		if x != r {
-			out = append(out, x)
-		}
-	}
-	clear(rs[len(out):])
-	return out
+// without drops rule id from rs, in place (rs belongs to the edit).
+func without(rs []post, id int64) []post {
+	return slices.DeleteFunc(rs, func(p post) bool { return p.id == id })
 }
 
 // lookup calls visit with every group whose pattern matches s.

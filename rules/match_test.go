@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"unsafe"
@@ -335,10 +336,33 @@ func TestIndexEqualsNaive(t *testing.T) {
 	for seed := range uint64(20) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Parallel()
+			indexEqualsNaive(t, seed, 150, 30)
+		})
+	}
+}
+
+// TestPackedIndexEqualsNaive is TestIndexEqualsNaive on a Set large enough
+// that its build packs the posting lists into shared arrays (edit.compact),
+// which every later edit must copy out of rather than append into.
+func TestPackedIndexEqualsNaive(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(2) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
+			indexEqualsNaive(t, 100+seed, 1500, 8)
+		})
+	}
+}
+
+// indexEqualsNaive builds a Set of n random rules, then edits it steps
+// times, checking every Set against the naive matcher.
+func indexEqualsNaive(t *testing.T, seed uint64, n, steps int) {
+	{
+		{
 			w := newWorld(seed)
 			byID := map[int64]Rule{}
 			var all []Rule
-			for id := int64(1); id <= 150; id++ {
+			for id := int64(1); id <= int64(n); id++ {
 				r := w.rule(id)
 				byID[id] = r
 				all = append(all, r)
@@ -371,6 +395,9 @@ func TestIndexEqualsNaive(t *testing.T) {
 			first := Changes{Upserts: all, Artifacts: w.artifacts(12), Members: w.memberships(4)}
 			record(first.Artifacts, first.Members)
 			set := NewSetFrom(first)
+			if packed := isPacked(set); packed != (n >= 1000) {
+				t.Fatalf("%d rules: packed %v", n, packed)
+			}
 			check := func(step string) {
 				t.Helper()
 				cur := state()
@@ -393,14 +420,14 @@ func TestIndexEqualsNaive(t *testing.T) {
 				}
 			}
 			check("built")
-			for step := range 30 {
+			for step := range steps {
 				// The state before this step, that the Set before it
 				// must go on answering.
 				prev := newNaiveFrom(state())
 				var ups []Rule
 				var dels []int64
 				for range 1 + w.rnd.IntN(8) {
-					id := int64(1 + w.rnd.IntN(180))
+					id := int64(1 + w.rnd.IntN(n+30))
 					// With applies deletions first, then upserts: keep
 					// each id in one list, as its last operation says.
 					ups = slices.DeleteFunc(ups, func(r Rule) bool { return r.ID == id })
@@ -442,8 +469,24 @@ func TestIndexEqualsNaive(t *testing.T) {
 				}
 				check(fmt.Sprintf("after edit %d", step))
 			}
-		})
+		}
 	}
+}
+
+// isPacked reports whether every exact posting list of s is at its exact
+// length, as edit.compact leaves them (appending builds leave slack).
+func isPacked(s *Set) bool {
+	for _, sh := range s.users.exact.shards {
+		if sh == nil {
+			continue
+		}
+		for _, g := range sh.m {
+			if cap(g.rules) != len(g.rules) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // TestWithLeavesOldSetsWhole derives two Sets from one base and checks that
@@ -642,23 +685,20 @@ func TestMatchHistoryOnly(t *testing.T) {
 	}
 }
 
-// TestLayout pins the sizes the matcher's speed rests on (a visit reads a
-// rule's first 32 bytes and a principal's first 64): a field added in the
-// wrong place fails here rather than quietly costing a cache miss per
-// match.
+// TestLayout pins the sizes the matcher's speed rests on (a visit streams
+// through 32-byte rule copies and reads a principal's first 64 bytes): a
+// field added in the wrong place fails here rather than quietly costing a
+// cache miss per match.
 func TestLayout(t *testing.T) {
 	t.Parallel()
-	if got := unsafe.Offsetof(crule{}.dest1); got != 32 {
-		t.Errorf("a rule's hot fields end at %d bytes, want 32", got)
+	if got := unsafe.Sizeof(post{}); got != 32 {
+		t.Errorf("a posting is %d bytes, want 32 (two to a cache line)", got)
 	}
-	if got := unsafe.Sizeof(crule{}); got > 96 {
-		t.Errorf("a rule is %d bytes, want at most 96", got)
+	if got := unsafe.Offsetof(principal{}.named); got != 64 {
+		t.Errorf("a principal's self list ends at %d bytes, want 64", got)
 	}
-	if got := unsafe.Offsetof(principal{}.name); got != 64 {
-		t.Errorf("a principal's lists end at %d bytes, want 64", got)
-	}
-	if got := unsafe.Sizeof(principal{}); got != 128 {
-		t.Errorf("a principal is %d bytes, want 128 (two cache lines)", got)
+	if got := unsafe.Sizeof(principal{}); got != 192 {
+		t.Errorf("a principal is %d bytes, want 192 (three cache lines)", got)
 	}
 }
 
@@ -667,7 +707,7 @@ func TestLayout(t *testing.T) {
 func TestMatcherGenerationWraps(t *testing.T) {
 	t.Parallel()
 	m := &matcher{}
-	c := &crule{id: 1, userID: 1}
+	c := &post{id: 1, userID: 1, bits: postSet}
 	md := meta.Metadata{}
 	for i := range 1<<16 + 10 {
 		m.reset(&md, nil)
@@ -676,6 +716,96 @@ func TestMatcherGenerationWraps(t *testing.T) {
 		m.emit(c, int64(i%7+1), int64(i%7+1), Hit{})
 		if len(m.out) != 2 || m.out[0].DestinationID != int64(i%7+1) || m.out[1].DestinationID != 100 {
 			t.Fatalf("message %d: %v", i, m.out)
+		}
+	}
+}
+
+// TestMatcherGrowthAndFilterVerdicts runs one matcher past its generation
+// counter with messages that grow the destination set (each growth starts
+// a generation) and judge a filter before and after growing: neither a
+// key nor a filter's verdict of another message, or of the set before it
+// grew, may pass for this one's.
+func TestMatcherGrowthAndFilterVerdicts(t *testing.T) {
+	t.Parallel()
+	m := &matcher{filters: []*ruleExt{nil, {appsExclude: compileAll([]string{"koji"})}}}
+	c := &post{id: 1, userID: 1, bits: postSet, filter: 1}
+	for i := range 1<<16 + 300 {
+		md := meta.Metadata{App: "bodhi"}
+		if i%3 == 0 {
+			md.App = "koji"
+		}
+		m.reset(&md, nil)
+		want := md.App != "koji"
+		if got := m.filterPasses(c); got != want {
+			t.Fatalf("message %d (%s): verdict %v", i, md.App, got)
+		}
+		n := 1 + i%300
+		for k := range n {
+			m.emit(c, int64(k+1), int64(k+1), Hit{})
+			m.emit(c, int64(k/2+1), int64(k/2+1), Hit{})
+		}
+		if got := m.filterPasses(c); got != want {
+			t.Fatalf("message %d (%s): verdict %v after %d destinations", i, md.App, got, n)
+		}
+		if len(m.out) != n {
+			t.Fatalf("message %d: %d matches, want %d", i, len(m.out), n)
+		}
+		for k, o := range m.out {
+			if o.DestinationID != int64(k+1) {
+				t.Fatalf("message %d: match %d is for %d", i, k, o.DestinationID)
+			}
+		}
+	}
+}
+
+// TestRuleNumbersOfDerivedSets derives Sets from one base in an order in
+// which a number freed by one must not be handed out by another: each
+// rule's second destination lives in the rule table under its number, so
+// a number given twice in one Set sends one rule's message to the other's
+// destination.
+func TestRuleNumbersOfDerivedSets(t *testing.T) {
+	t.Parallel()
+	rule := func(id int64) Rule {
+		return Rule{ID: id, UserID: id, Owner: fmt.Sprint("u", id), Enabled: true,
+			Track: Track{Packages: []string{"kernel"}}, Destinations: []int64{id * 10, id*10 + 1}}
+	}
+	base := NewSet([]Rule{rule(1), rule(2)})
+	dropped := base.With(nil, []int64{1})    // frees rule 1's number
+	added := base.With([]Rule{rule(3)}, nil) // must not take it
+	again := dropped.With([]Rule{rule(4), rule(5)}, nil)
+	md := meta.Metadata{Topic: "t", Packages: []string{"kernel"}}
+	for _, c := range []struct {
+		name string
+		s    *Set
+		ids  []int64
+	}{{"base", base, []int64{1, 2}}, {"dropped", dropped, []int64{2}}, {"added", added, []int64{1, 2, 3}}, {"again", again, []int64{2, 4, 5}}} {
+		var want []Match
+		for _, id := range c.ids {
+			for _, d := range []int64{id * 10, id*10 + 1} {
+				want = append(want, Match{UserID: id, RuleID: id, DestinationID: d})
+			}
+		}
+		if got := sorted(c.s.Match(md)); !reflect.DeepEqual(got, sorted(want)) {
+			t.Errorf("%s: %v, want %v", c.name, got, want)
+		}
+	}
+}
+
+// TestTrackEncoding round-trips tracks through the index's encoding,
+// entries holding any byte.
+func TestTrackEncoding(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 300)
+	for _, tr := range []Track{
+		{},
+		{Mine: true},
+		{Owned: true, MyGroups: true, Groups: []string{"python-sig"}},
+		{Users: []string{"a", "", "b\x00c"}, Packages: []string{long, "python-*"}, Containers: []string{"c"},
+			Modules: []string{"m"}, Flatpaks: []string{"f"}, Topics: []string{"*.bodhi.*"}, Apps: []string{"koji"},
+			Agents: []string{"\xff"}, OwnedBy: []string{"bob"}, Groups: []string{"g1", "g2"}, Mine: true},
+	} {
+		if got := decodeTrack(encodeTrack(tr)); !reflect.DeepEqual(got, tr) {
+			t.Errorf("%+v came back as %+v", tr, got)
 		}
 	}
 }

@@ -86,27 +86,26 @@ type Membership struct {
 	Groups []string
 }
 
-// fileOwnership adds or removes c under the principals it follows: its
-// owner's self list (owned), the named lists of owned_by's users and of
-// groups' groups, and for my_groups the owner's list of such rules and the
-// self list of each group the owner is in now. A rule following python-sig
-// both by name and through my_groups is in both of that group's lists, and
-// each path takes away only its own entry.
-func (s *Set) fileOwnership(e *edit, c *crule, add bool) {
-	t := c.track()
+// fileOwnership adds or removes c (whose track is t) under the principals
+// it follows: its owner's self list (owned), the named lists of owned_by's
+// users and of groups' groups, and for my_groups the owner's list of such
+// rules and the self list of each group the owner is in now. A rule
+// following python-sig both by name and through my_groups is in both of
+// that group's lists, and each path takes away only its own entry.
+func (s *Set) fileOwnership(e *edit, c *ruleRec, p post, t Track, add bool) {
 	in := s.intern
 	if t.Owned && c.owner != "" {
-		s.principal(e, userKind, c.owner).self.edit(c, add)
+		s.principal(e, userKind, c.owner).self.edit(p, add)
 	}
 	for i, u := range t.OwnedBy {
 		if slices.Contains(t.OwnedBy[:i], u) || t.Owned && u == c.owner {
 			continue // owned credits the owner's own artifacts
 		}
-		s.principal(e, userKind, u).named.edit(c, add)
+		s.principal(e, userKind, u).named.edit(p, add)
 	}
 	for i, g := range t.Groups {
 		if !slices.Contains(t.Groups[:i], g) {
-			s.principal(e, groupKind, g).named.edit(c, add)
+			s.principal(e, groupKind, g).named.edit(p, add)
 		}
 	}
 	if !t.MyGroups || c.owner == "" {
@@ -114,12 +113,12 @@ func (s *Set) fileOwnership(e *edit, c *crule, add bool) {
 	}
 	u := s.principal(e, userKind, c.owner)
 	if add {
-		u.myGroups = append(u.myGroups, c)
-	} else if i := slices.Index(u.myGroups, c); i >= 0 {
-		u.myGroups = slices.Delete(u.myGroups, i, i+1)
+		u.myGroups = append(u.myGroups, p)
+	} else {
+		u.myGroups = without(u.myGroups, p.id)
 	}
 	for _, g := range u.groups {
-		s.princ[groupKind].mutable(e, in, groupKind, g).self.edit(c, add)
+		s.princ[groupKind].mutable(e, in, groupKind, g).self.edit(p, add)
 	}
 }
 
@@ -173,15 +172,49 @@ const (
 // Fedora), so sharing the numbering between Sets changes nothing any Set
 // answers. Only edits use it, under mu; readers see ids only.
 type interner struct {
-	mu      sync.Mutex
-	ids     [2]map[string]int32
-	names   [2][]string    // by id
-	seen    map[int32]bool // distinct's scratch
-	scratch []int32        // setOwners'
+	mu sync.Mutex
+	// nextRule is the next rule number never handed out by any Set of
+	// this lineage (a Set's free list recycles its own).
+	nextRule uint32
+	ids      [2]map[string]int32
+	names    [2][]string    // by id
+	seen     map[int32]bool // distinct's scratch
+	scratch  []int32        // setOwners'
+
+	// filters is the filter table of every Set of this lineage: each
+	// distinct set of filters over apps and topics, compiled once, by id
+	// (0 unused). It is only appended to, under mu, and a Set keeps the
+	// slice as it was when the Set was made, so readers never see an
+	// entry being written; filterIDs finds an entry by its encoding.
+	filters   []*ruleExt
+	filterIDs map[string]uint16
+}
+
+// filter returns the id and compiled form of a rule's filters over apps
+// and topics, adding them to the table if new; the caller holds mu.
+// Entries are never removed: distinct filters are few (people pick from
+// the same apps and topics), and an id must stay valid for every Set that
+// may use it.
+func (in *interner) filter(f Filters) (uint16, *ruleExt) {
+	key := encodeTrack(Track{Users: f.Apps, Packages: f.AppsExclude, Topics: f.TopicsExclude})
+	if id, ok := in.filterIDs[key]; ok {
+		return id, in.filters[id]
+	}
+	x := &ruleExt{apps: compileAll(f.Apps), appsExclude: compileAll(f.AppsExclude), topicsExclude: compileAll(f.TopicsExclude)}
+	if len(in.filters) == 0 {
+		in.filters = append(in.filters, nil) // id 0: no filter
+	}
+	if len(in.filters) >= filterUnshared {
+		return filterUnshared, x
+	}
+	id := uint16(len(in.filters))
+	in.filters = append(in.filters, x)
+	in.filterIDs[key] = id
+	return id, x
 }
 
 func newInterner() *interner {
-	return &interner{ids: [2]map[string]int32{{}, {}}}
+	return &interner{ids: [2]map[string]int32{{}, {}}, filterIDs: map[string]uint16{}}
 }
 
 // id returns the id of a principal, numbering it if new; the caller holds
@@ -252,15 +285,15 @@ func (s *Set) setOwners(e *edit, a ArtifactOwners, in *interner) {
 
 // visitOwners visits the rules following a maintainer of artifact name.
 // The maintainers come readAhead at a time: first each one's record is
-// loaded, then the first rule of each, every load of a stage issued
-// together (each is a cache miss), then the rules are visited.
+// loaded (a user's own rule is inline in it), then the first rule of each
+// group's list, every load of a stage issued together (each is a cache
+// miss), then the rules are visited.
 func (s *Set) visitOwners(k Kind, name string, m *matcher) {
 	ids, ok := s.owners[k].get(name)
 	if !ok {
 		return
 	}
 	var ps [readAhead]*principal
-	var firsts [readAhead]*crule
 	for len(ids) > 0 {
 		b := ids[:min(len(ids), readAhead)]
 		ids = ids[len(b):]
@@ -271,16 +304,15 @@ func (s *Set) visitOwners(k Kind, name string, m *matcher) {
 				ps[j] = s.princ[userKind].get(id)
 			}
 		}
-		for j, p := range ps[:len(b)] {
-			firsts[j] = nil
+		var sum uint8
+		for _, p := range ps[:len(b)] {
 			if p != nil {
-				firsts[j] = p.self.first
+				sum += p.self.first.bits
 			}
 		}
-		var sum int8
-		for _, c := range firsts[:len(b)] {
-			if c != nil {
-				sum += c.minSev
+		for j, p := range ps[:len(b)] {
+			if p != nil && b[j] < 0 && len(p.self.rest) > 0 {
+				sum += p.self.rest[0].bits
 			}
 		}
 		m.fetched += sum
@@ -291,20 +323,12 @@ func (s *Set) visitOwners(k Kind, name string, m *matcher) {
 			if b[j] < 0 {
 				// Named first, so that a rule following a group both by
 				// name and through my_groups is credited with the name.
-				if p.named.first != nil {
-					m.visitList(&p.named, Hit{Field: HitGroups, Entry: p.name})
-				}
-				if p.self.first != nil {
-					m.visitList(&p.self, Hit{Field: HitMyGroups, Entry: p.name})
-				}
+				m.visitList(&p.named, Hit{Field: HitGroups, Entry: p.name})
+				m.visitList(&p.self, Hit{Field: HitMyGroups, Entry: p.name})
 				continue
 			}
-			if p.self.first != nil {
-				m.visitList(&p.self, Hit{Field: HitOwned})
-			}
-			if p.named.first != nil {
-				m.visitList(&p.named, Hit{Field: HitOwnedBy, Entry: p.name})
-			}
+			m.visitList(&p.self, Hit{Field: HitOwned})
+			m.visitList(&p.named, Hit{Field: HitOwnedBy, Entry: p.name})
 		}
 	}
 }
@@ -312,61 +336,58 @@ func (s *Set) visitOwners(k Kind, name string, m *matcher) {
 // visitList emits the rules of one principal's list, each credited with
 // hit.
 func (m *matcher) visitList(l *rlist, hit Hit) {
-	if c := l.first; c.passes(m) {
+	if c := &l.first; c.set() && c.passes(m) {
 		m.emitRule(c, hit)
 	}
-	for rs := l.rest; len(rs) > 0; {
-		b := rs[:min(len(rs), readAhead)]
-		rs = rs[len(b):]
-		m.fetch(b)
-		for _, c := range b {
-			if c.passes(m) {
-				m.emitRule(c, hit)
-			}
+	for i := range l.rest {
+		if c := &l.rest[i]; c.passes(m) {
+			m.emitRule(c, hit)
 		}
 	}
 }
 
 // rlist is a principal's list of rules, its first one inline: most users'
-// lists hold one rule (their own owned rule), and a visit then reads no
-// slice.
+// lists hold one rule (their own owned rule), and a visit then reads
+// nothing beyond the principal's record.
 type rlist struct {
-	first *crule // nil: empty
-	rest  []*crule
+	first post // zero (not set()): empty, and rest is too
+	rest  []post
 }
 
 // edit adds c or removes it; the list belongs to the edit
 // (principals.mutable cloned it).
-func (l *rlist) edit(c *crule, add bool) {
+func (l *rlist) edit(c post, add bool) {
 	switch {
-	case add && l.first == nil:
+	case add && !l.first.set():
 		l.first = c
 	case add:
 		l.rest = append(l.rest, c)
-	case l.first == c && len(l.rest) == 0:
-		l.first = nil
-	case l.first == c:
+	case l.first.id == c.id && len(l.rest) == 0:
+		l.first = post{}
+	case l.first.id == c.id:
 		l.first = l.rest[0]
 		l.rest = slices.Delete(l.rest, 0, 1)
 	default:
-		if i := slices.Index(l.rest, c); i >= 0 {
-			l.rest = slices.Delete(l.rest, i, i+1)
-		}
+		l.rest = without(l.rest, c.id)
 	}
 }
 
 // principal is one user or group as a Set knows them: the rules following
 // what they maintain and, for a user, their groups. A visit reads the first
-// 64 bytes only (a record is 128 bytes, and pages are aligned), and the
-// name when it credits owned_by, groups or my_groups.
+// 64 bytes (the self list, its first rule inline; a record is 192 bytes,
+// three lines, and pages are aligned), then the named list's header and
+// the name when it credits owned_by, groups or my_groups.
 type principal struct {
 	// self: a user's own owned rules, or the my_groups rules of a group's
 	// members; named: the rules naming the principal (owned_by for a user,
 	// groups for a group).
-	self, named rlist
-	name        string
-	myGroups    []*crule // a user's my_groups rules
-	groups      []int32  // a user's groups, sorted
+	self     rlist
+	_        [8]byte
+	named    rlist
+	name     string
+	myGroups []post  // a user's my_groups rules
+	groups   []int32 // a user's groups, sorted
+	_        [8]byte
 }
 
 // principals is a copy-on-write table of one kind of principal by id, in
@@ -419,6 +440,7 @@ func (t *principals) mutable(e *edit, in *interner, kind int, id int32) *princip
 	p := &pg.p[j]
 	if pg.mine&(1<<j) == 0 {
 		pg.mine |= 1 << j
+		e.princs = append(e.princs, p)
 		p.name = in.names[kind][id]
 		p.self.rest, p.named.rest = slices.Clone(p.self.rest), slices.Clone(p.named.rest)
 		p.myGroups, p.groups = slices.Clone(p.myGroups), slices.Clone(p.groups)
