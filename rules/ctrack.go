@@ -1,6 +1,9 @@
 package rules
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"strings"
+)
 
 // A rule's track lists are kept only to unfile the rule when it changes,
 // never read by a match, so the index keeps them encoded in one string: a
@@ -27,7 +30,9 @@ const (
 	flagMyGroups
 )
 
-// encodeTrack encodes t.
+// encodeTrack encodes t, in one allocation: a full load encodes every
+// rule, and the slices an append-built encoding outgrows would be left as
+// holes between the index's live objects.
 func encodeTrack(t Track) string {
 	var flags uint8
 	for _, f := range []struct {
@@ -38,19 +43,34 @@ func encodeTrack(t Track) string {
 			flags |= f.bit
 		}
 	}
-	b := []byte{flags}
+	var tmp [binary.MaxVarintLen64]byte
+	uv := func(x int) int { return binary.PutUvarint(tmp[:], uint64(x)) }
+	n := 1
 	for i, l := range fields(&t) {
 		if len(*l) == 0 {
 			continue
 		}
-		b = binary.AppendUvarint(b, uint64(i))
-		b = binary.AppendUvarint(b, uint64(len(*l)))
+		n += uv(i) + uv(len(*l))
 		for _, v := range *l {
-			b = binary.AppendUvarint(b, uint64(len(v)))
-			b = append(b, v...)
+			n += uv(len(v)) + len(v)
 		}
 	}
-	return string(b)
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteByte(flags)
+	put := func(x int) { b.Write(tmp[:binary.PutUvarint(tmp[:], uint64(x))]) }
+	for i, l := range fields(&t) {
+		if len(*l) == 0 {
+			continue
+		}
+		put(i)
+		put(len(*l))
+		for _, v := range *l {
+			put(len(v))
+			b.WriteString(v)
+		}
+	}
+	return b.String()
 }
 
 // decodeTrack returns the Track encodeTrack encoded; its entries are

@@ -307,7 +307,7 @@ func (s *Set) add(e *edit, r Rule) {
 	*c, p = compileRule(r, num, s.intern)
 	s.byID.mutable(e, r.ID)[r.ID] = num
 	s.n++
-	s.file(e, c, p, true)
+	s.file(e, c, p, r.Track, true)
 }
 
 func (s *Set) remove(e *edit, id int64) {
@@ -317,7 +317,8 @@ func (s *Set) remove(e *edit, id int64) {
 	}
 	delete(s.byID.mutable(e, id), id)
 	s.n--
-	s.file(e, s.rules.get(num), post{id: id}, false)
+	c := s.rules.get(num)
+	s.file(e, c, post{id: id}, decodeTrack(c.track), false)
 	*s.rules.mutable(e, num) = ruleRec{}
 	if s.freeOwner != e {
 		s.free = slices.Clone(s.free)
@@ -327,8 +328,8 @@ func (s *Set) remove(e *edit, id int64) {
 }
 
 // file adds or removes every tracking entry of c, each distinct entry
-// once: p is its post (only its id, to remove it).
-func (s *Set) file(e *edit, c *ruleRec, p post, add bool) {
+// once: p is its post (only its id, to remove it) and t its track.
+func (s *Set) file(e *edit, c *ruleRec, p post, t Track, add bool) {
 	do := func(f *fieldIndex, ps []string, literal, topic bool, p post) {
 		for i, v := range ps {
 			if slices.Contains(ps[:i], v) {
@@ -341,7 +342,6 @@ func (s *Set) file(e *edit, c *ruleRec, p post, add bool) {
 			}
 		}
 	}
-	t := decodeTrack(c.track)
 	if t.Mine && c.owner != "" {
 		// "mine" is an exact comparison with the owner's name, even if a
 		// name were to hold a '*'.
