@@ -721,28 +721,33 @@ func TestMatcherGenerationWraps(t *testing.T) {
 }
 
 // TestMatcherGrowthAndFilterVerdicts runs one matcher past its generation
-// counter with messages that grow the destination set (each growth starts
-// a generation) and judge a filter before and after growing: neither a
-// key nor a filter's verdict of another message, or of the set before it
-// grew, may pass for this one's.
+// counter (started near it) with messages that grow the destination set
+// (each growth starts a generation) and judge a filter before and after
+// growing: neither a key nor a filter's verdict of another message, or of
+// the set before it grew, may pass for this one's.
 func TestMatcherGrowthAndFilterVerdicts(t *testing.T) {
 	t.Parallel()
-	m := &matcher{filters: []*ruleExt{nil, {appsExclude: compileAll([]string{"koji"})}}}
+	m := &matcher{filters: []*ruleExt{nil, {appsExclude: compileAll([]string{"koji"})}}, gen: 1<<16 - 1500}
 	c := &post{id: 1, userID: 1, bits: postSet, filter: 1}
-	for i := range 1<<16 + 300 {
+	grew := 0
+	for i := range 3000 {
 		md := meta.Metadata{App: "bodhi"}
 		if i%3 == 0 {
 			md.App = "koji"
 		}
 		m.reset(&md, nil)
+		gen := m.gen
 		want := md.App != "koji"
 		if got := m.filterPasses(c); got != want {
 			t.Fatalf("message %d (%s): verdict %v", i, md.App, got)
 		}
-		n := 1 + i%300
+		n := 1 + i*7919%(3*minSlots/4)
 		for k := range n {
 			m.emit(c, int64(k+1), int64(k+1), Hit{})
 			m.emit(c, int64(k/2+1), int64(k/2+1), Hit{})
+		}
+		if m.gen != gen {
+			grew++
 		}
 		if got := m.filterPasses(c); got != want {
 			t.Fatalf("message %d (%s): verdict %v after %d destinations", i, md.App, got, n)
@@ -755,6 +760,9 @@ func TestMatcherGrowthAndFilterVerdicts(t *testing.T) {
 				t.Fatalf("message %d: match %d is for %d", i, k, o.DestinationID)
 			}
 		}
+	}
+	if grew < 100 {
+		t.Fatalf("only %d messages grew the set", grew)
 	}
 }
 
