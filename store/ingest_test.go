@@ -3,7 +3,9 @@ package store_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -12,17 +14,20 @@ import (
 	"fmn/store/storetest"
 )
 
-// The lists travel as array literals: every name comes back as it went,
+// The insert's parameters are encoded by hand: every column comes back as
+// it went, a missing sent_at as NULL; the lists travel as array literals,
 // whatever quotes, backslashes, braces, commas, spaces or words like NULL
-// it holds, and an empty list stays empty.
+// their names hold, and an empty list stays empty.
 func TestStoreMessageBatchKeepsNames(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := storetest.New(t)
+	sent := time.Date(2026, 12, 1, 10, 11, 12, 345678000, time.UTC)
 	odd := []string{`a"b`, `c\d`, `{e}`, `f,g`, ` h `, `NULL`, `null`, ``, `é😀`, `\"`, `"`, `\`}
 	msgs := []store.NewMessage{
 		{MsgID: "odd", Meta: meta.Metadata{Topic: "t.odd", Usernames: odd, Packages: []string{"p"}, Groups: odd[:3],
-			Containers: odd[3:6], Modules: odd[6:9], Flatpaks: odd[9:]}, Envelope: []byte(`{}`)},
+			Containers: odd[3:6], Modules: odd[6:9], Flatpaks: odd[9:], Summary: "s", Link: "l", Severity: "info", App: "a", Agent: "g"},
+			SentAt: &sent, Endpoint: "tcp://e", Envelope: []byte(`{"k": "é"}`)},
 		{MsgID: "empty", Meta: meta.Metadata{Topic: "t.empty"}, Envelope: []byte(`{}`)},
 	}
 	err := st.InTx(ctx, func(tx pgx.Tx) error {
@@ -37,6 +42,17 @@ func TestStoreMessageBatchKeepsNames(t *testing.T) {
 		if err := st.Pool.QueryRow(ctx, `SELECT usernames, packages, groups, containers, modules, flatpaks FROM messages WHERE msg_id = $1`,
 			m.MsgID).Scan(&got.Usernames, &got.Packages, &got.Groups, &got.Containers, &got.Modules, &got.Flatpaks); err != nil {
 			t.Fatal(err)
+		}
+		var at *time.Time
+		var other, env string
+		if err := st.Pool.QueryRow(ctx, `SELECT sent_at, concat_ws('|', topic, app, agent, summary, link, severity, endpoint), envelope::text
+			FROM messages WHERE msg_id = $1`, m.MsgID).Scan(&at, &other, &env); err != nil {
+			t.Fatal(err)
+		}
+		md := m.Meta
+		if want := strings.Join([]string{md.Topic, md.App, md.Agent, md.Summary, md.Link, md.Severity, m.Endpoint}, "|"); other != want ||
+			(at == nil) != (m.SentAt == nil) || at != nil && !at.Equal(*m.SentAt) || env != string(m.Envelope) {
+			t.Errorf("%s: stored %q sent %v envelope %s, want %q sent %v envelope %s", m.MsgID, other, at, env, want, m.SentAt, m.Envelope)
 		}
 		for _, l := range []struct{ got, want []string }{{got.Usernames, m.Meta.Usernames}, {got.Packages, m.Meta.Packages},
 			{got.Groups, m.Meta.Groups}, {got.Containers, m.Meta.Containers}, {got.Modules, m.Meta.Modules}, {got.Flatpaks, m.Meta.Flatpaks}} {
