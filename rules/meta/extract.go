@@ -258,6 +258,10 @@ func sortUnique(in []string) []string {
 // characters (including CR, LF and tabs) become spaces, runs of spaces
 // collapse, invalid UTF-8 is replaced, and the result is cut to max runes.
 func cleanLine(s string, max int) string {
+	if len(s) <= max && isCleanLine(s) {
+		// Most summaries are plain ASCII already: nothing to copy.
+		return s
+	}
 	var b strings.Builder
 	b.Grow(min(len(s), max*4))
 	n := 0
@@ -286,6 +290,18 @@ func cleanLine(s string, max int) string {
 		n++
 	}
 	return strings.TrimRight(b.String(), " ")
+}
+
+// isCleanLine reports whether cleanLine would return s unchanged for any
+// max of at least len(s): printable ASCII, single spaces between words.
+func isCleanLine(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' || c > '~' || c == ' ' && (i == 0 || i == len(s)-1 || s[i-1] == ' ') {
+			return false
+		}
+	}
+	return true
 }
 
 // cleanLink drops control characters from a link; links are never cut.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"sort"
@@ -215,4 +216,27 @@ func FuzzExtract(f *testing.F) {
 			t.Errorf("not deterministic: %+v vs %+v", md, md2)
 		}
 	})
+}
+
+// TestCleanLineShortcut checks cleanLine's shortcut for text that is clean
+// already against the rune-by-rune path on strings of every byte class.
+func TestCleanLineShortcut(t *testing.T) {
+	t.Parallel()
+	alphabet := []string{"a", "Z", " ", "  ", "\t", "\n", "\x7f", "\x00", "é", "\u2028", "\xff", "~", ":", "\u200b"}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 20_000 {
+		var b strings.Builder
+		for range rnd.IntN(12) {
+			b.WriteString(alphabet[rnd.IntN(len(alphabet))])
+		}
+		s := b.String()
+		for _, max := range []int{3, 8, 300} {
+			// A leading control character skips the shortcut and is
+			// dropped, so this is the full path's answer for s.
+			slow := cleanLine("\x00"+s, max)
+			if got := cleanLine(s, max); got != slow {
+				t.Fatalf("cleanLine(%q, %d) = %q, the full path gives %q", s, max, got, slow)
+			}
+		}
+	}
 }
