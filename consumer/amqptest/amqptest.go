@@ -26,6 +26,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/big"
@@ -462,9 +463,17 @@ var shared struct {
 // Main runs a test binary's tests with a shared node started in the
 // background (so tests that need no broker do not wait for it), stops the
 // node after, and returns the exit code: func TestMain(m *testing.M) {
-// os.Exit(amqptest.Main(m, amqptest.Options{})) }.
+// os.Exit(amqptest.Main(m, amqptest.Options{})) }. A fuzzing run starts
+// none ahead: each of its worker processes runs TestMain too, and a node
+// apiece took the cores the fuzz targets (which need no broker) were
+// meant to have. Shared still starts one for a test that asks.
 func Main(m *testing.M, opts Options) int {
-	StartShared(opts)
+	flag.Parse()
+	if !fuzzing() {
+		StartShared(opts)
+	} else {
+		shared.opts = opts
+	}
 	code := m.Run()
 	StopShared()
 	return code
@@ -495,11 +504,22 @@ func StopShared() {
 	}
 }
 
+// fuzzing says whether this test binary was started to fuzz (go test
+// -fuzz) or as one of a fuzzing run's workers.
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
+}
+
 // Shared returns the test binary's shared node, waiting for it to start
 // (and starting it if Main did not).
 func Shared(t testing.TB) *Node {
 	t.Helper()
-	StartShared(Options{})
+	StartShared(shared.opts)
 	<-shared.ready
 	if shared.err != nil {
 		t.Fatalf("shared RabbitMQ node: %v", shared.err)
