@@ -131,19 +131,12 @@ func (p *jsonParser) object(depth int) (any, error) {
 			return nil, err
 		}
 		m[k] = v
-		p.space()
-		if p.i >= len(p.b) {
-			return nil, errJSONEnd
+		done, err := p.next('}', "after object key:value pair")
+		if err != nil {
+			return nil, err
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case '}':
-			p.i++
+		if done {
 			return m, nil
-		default:
-			return nil, p.fail("after object key:value pair")
 		}
 	}
 }
@@ -162,21 +155,34 @@ func (p *jsonParser) array(depth int) (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		p.space()
-		if p.i >= len(p.b) {
-			return nil, errJSONEnd
+		done, err := p.next(']', "after array element")
+		if err != nil {
+			return nil, err
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case ']':
-			p.i++
+		if done {
 			return a, nil
-		default:
-			return nil, p.fail("after array element")
 		}
 	}
+}
+
+// next reads what follows an object's member or an array's element: a
+// comma (another follows: done false) or the closing byte (done true);
+// anything else fails, saying where.
+func (p *jsonParser) next(closing byte, where string) (done bool, err error) {
+	p.space()
+	if p.i >= len(p.b) {
+		return false, errJSONEnd
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		p.space()
+		return false, nil
+	case closing:
+		p.i++
+		return true, nil
+	}
+	return false, p.fail(where)
 }
 
 // str reads a string at p.i (its opening quote). A string without escapes
