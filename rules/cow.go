@@ -148,46 +148,73 @@ func (c *idMap) mutable(e *edit, id int64) map[int64]uint32 {
 	return sh.m
 }
 
-// ruleTable holds every rule of a Set by its number, in copy-on-write
-// pages of 64: an edit copies the page table once and each page it
-// touches. Numbers are dense, so the table is about as long as the Set has
-// rules.
-type ruleTable struct {
+// cowPages is a table by dense number in copy-on-write pages of 64: an
+// edit copies the page list once and each page it touches, so the Sets
+// derived from one base share every page their edits left alone. The rule
+// table and the principals are two of them.
+type cowPages[T any] struct {
 	owner *edit
-	pages []*rulePage
+	pages []*cowPage[T]
 }
 
-const rulePageBits = 6
+const cowPageBits = 6
 
-type rulePage struct {
-	r     [1 << rulePageBits]ruleRec
+type cowPage[T any] struct {
+	v     [1 << cowPageBits]T
 	owner *edit
+	// mine has bit i set when the owner made v[i] its own beyond the
+	// page's copy (principals: their lists cloned); a copy starts with
+	// none.
+	mine uint64
 }
 
-// get returns rule number n; the caller knows n is filed in this Set.
-func (t *ruleTable) get(n uint32) *ruleRec {
-	return &t.pages[n>>rulePageBits].r[n&(1<<rulePageBits-1)]
+// at returns entry n; the caller knows n's page exists.
+func (t *cowPages[T]) at(n uint32) *T {
+	return &t.pages[n>>cowPageBits].v[n&(1<<cowPageBits-1)]
 }
 
-// mutable returns rule number n's slot, owned by e.
-func (t *ruleTable) mutable(e *edit, n uint32) *ruleRec {
-	i := int(n >> rulePageBits)
+// find returns entry n, nil when its page was never made.
+func (t *cowPages[T]) find(n uint32) *T {
+	i := int(n >> cowPageBits)
+	if i >= len(t.pages) || t.pages[i] == nil {
+		return nil
+	}
+	return &t.pages[i].v[n&(1<<cowPageBits-1)]
+}
+
+// page returns entry n's page, owned by e (made or copied for it), and
+// n's place in it.
+func (t *cowPages[T]) page(e *edit, n uint32) (*cowPage[T], uint32) {
+	i := int(n >> cowPageBits)
 	if t.owner != e {
-		t.pages = append(make([]*rulePage, 0, max(i+1, len(t.pages))+16), t.pages...)
+		t.pages = append(make([]*cowPage[T], 0, max(i+1, len(t.pages))+16), t.pages...)
 		t.owner = e
 	}
 	if i >= len(t.pages) {
-		t.pages = append(t.pages, make([]*rulePage, i+1-len(t.pages))...)
+		t.pages = append(t.pages, make([]*cowPage[T], i+1-len(t.pages))...)
 	}
 	pg := t.pages[i]
 	if pg == nil {
-		pg = &rulePage{owner: e}
+		pg = &cowPage[T]{owner: e}
 		t.pages[i] = pg
 	} else if pg.owner != e {
-		pg = &rulePage{owner: e, r: pg.r}
+		pg = &cowPage[T]{owner: e, v: pg.v}
 		t.pages[i] = pg
 	}
-	return &pg.r[n&(1<<rulePageBits-1)]
+	return pg, n & (1<<cowPageBits - 1)
+}
+
+// ruleTable holds every rule of a Set by its number. Numbers are dense,
+// so the table is about as long as the Set has rules.
+type ruleTable struct{ cowPages[ruleRec] }
+
+// get returns rule number n; the caller knows n is filed in this Set.
+func (t *ruleTable) get(n uint32) *ruleRec { return t.at(n) }
+
+// mutable returns rule number n's slot, owned by e.
+func (t *ruleTable) mutable(e *edit, n uint32) *ruleRec {
+	pg, j := t.page(e, n)
+	return &pg.v[j]
 }
 
 // group is the posting list of one pattern: the rules that track it.

@@ -390,54 +390,18 @@ type principal struct {
 	_        [8]byte
 }
 
-// principals is a copy-on-write table of one kind of principal by id, in
-// pages: an edit copies the page table once and each page it touches.
-type principals struct {
-	owner *edit
-	pages []*principalPage
-}
-
-const principalPageBits = 6
-
-type principalPage struct {
-	p     [1 << principalPageBits]principal
-	owner *edit
-	// mine has bit i set when p[i]'s lists were cloned by owner, so that it
-	// may change them in place.
-	mine uint64
-}
+// principals is the table of one kind of principal by id (cowPages).
+type principals struct{ cowPages[principal] }
 
 // get returns principal id, nil when this Set has never filed anything
 // under it.
-func (t *principals) get(id int32) *principal {
-	i := int(id >> principalPageBits)
-	if i >= len(t.pages) || t.pages[i] == nil {
-		return nil
-	}
-	return &t.pages[i].p[id&(1<<principalPageBits-1)]
-}
+func (t *principals) get(id int32) *principal { return t.find(uint32(id)) }
 
 // mutable returns principal id of kind, owned by e with its lists, so that
 // e may change them in place.
 func (t *principals) mutable(e *edit, in *interner, kind int, id int32) *principal {
-	i := int(id >> principalPageBits)
-	if t.owner != e {
-		t.pages = append(make([]*principalPage, 0, max(i+1, len(t.pages))+16), t.pages...)
-		t.owner = e
-	}
-	if i >= len(t.pages) {
-		t.pages = append(t.pages, make([]*principalPage, i+1-len(t.pages))...)
-	}
-	pg := t.pages[i]
-	if pg == nil {
-		pg = &principalPage{owner: e}
-		t.pages[i] = pg
-	} else if pg.owner != e {
-		pg = &principalPage{owner: e, p: pg.p}
-		t.pages[i] = pg
-	}
-	j := id & (1<<principalPageBits - 1)
-	p := &pg.p[j]
+	pg, j := t.page(e, uint32(id))
+	p := &pg.v[j]
 	if pg.mine&(1<<j) == 0 {
 		pg.mine |= 1 << j
 		e.princs = append(e.princs, p)
