@@ -297,6 +297,9 @@ func TestBrowserNewcomer(t *testing.T) {
 			wide := eval[[]string](w, `[...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > 391).slice(0, 8).map(e => e.tagName + "#" + e.id + "." + e.className + " " + Math.round(e.getBoundingClientRect().right))`)
 			t.Fatalf("%s is %d px wide at 390 px: it scrolls sideways (%v)", p, sw, wide)
 		}
+		if p == "/destinations" {
+			w.shot("08b-phone-destinations")
+		}
 	}
 	w.shot("09-phone-editor")
 	w.step("menu", chromedp.Click(chromedp.ID("menu-button")),
