@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 )
@@ -127,4 +129,76 @@ func BenchmarkParseJSON(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkParseJSONCorpus parses the bodies of the corpus's messages, one
+// op being the whole corpus: their objects are larger and deeper than one
+// comment's.
+func BenchmarkParseJSONCorpus(b *testing.B) {
+	corpus, err := ReadCorpus("../testdata/fedmsg-meta.jsonl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var bodies [][]byte
+	size := 0
+	for _, env := range corpus {
+		body, err := json.Marshal(env["msg"])
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies = append(bodies, body)
+		size += len(body)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, body := range bodies {
+			if _, err := parseJSON(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestParseJSONAcrossBodies parses the corpus's bodies one after another,
+// and again from several goroutines, each checked against encoding/json:
+// the parsers are reused (their key cache holds keys of earlier bodies,
+// many in the same slot), and nothing of one body may show in another.
+// Keys with escapes, keys too long to keep, and a key twice in an object
+// are among them.
+func TestParseJSONAcrossBodies(t *testing.T) {
+	t.Parallel()
+	corpus, err := ReadCorpus("../testdata/fedmsg-meta.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := [][]byte{
+		[]byte(`{"a":1,"a":2,"b\u0041":{"a":[{"a":"x"},{"b":null}]}}`),
+		[]byte(`{"` + strings.Repeat("k", maxInterned) + `":1,"` + strings.Repeat("k", maxInterned+1) + `":2}`),
+		[]byte(`{"user":{"name":"a"},"usr":{"name":"b"},"name":"c","nam\"e":"d"}`),
+	}
+	for _, env := range corpus {
+		b, err := json.Marshal(env["msg"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, b)
+	}
+	for _, b := range bodies {
+		checkParseJSON(t, b)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := len(bodies) - 1; i >= 0; i-- {
+				got, err := parseJSON(bodies[i])
+				want, _ := referenceJSON(bodies[i])
+				if err != nil || !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: parseJSON gives %#v (%v), encoding/json %#v", bodies[i], got, err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

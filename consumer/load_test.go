@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -90,38 +91,24 @@ func TestAMQPIngestLoad(t *testing.T) {
 	}
 	ctx := context.Background()
 	t.Run("throughput", func(t *testing.T) {
-		const n = 20000
-		sc := node.Scope(t)
-		st := loadStore(t)
-		pub := newPub(t, node, sc)
-		for i := range n {
-			if _, err := pub.PublishEnvelope(ctx, corpus[i%len(corpus)]); err != nil {
-				t.Fatal(err)
-			}
+		// Three rounds, each on a queue and a database of its own, and
+		// the median of their rates: one round's figure swings by a
+		// fifth with whatever else the machine's host runs.
+		const n, rounds = 20000, 3
+		var rates, kbs []float64
+		for round := range rounds {
+			rate, kb := amqpBacklogRound(t, node, corpus, n)
+			t.Logf("round %d: %.0f msgs/s, %.1f KB allocated per message", round+1, rate, kb)
+			rates, kbs = append(rates, rate), append(kbs, kb)
 		}
-		if err := pub.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if d := depth(t, node, sc.Queue); d != n {
-			t.Fatalf("%d waiting, want %d", d, n)
-		}
-		src := newAMQPSource(node, sc, config.DefaultAMQPPrefetch)
-		start := time.Now()
-		r := runAMQP(t, st, src, nil)
-		waitFor(t, 120*time.Second, "every message stored and acknowledged", func() bool { return src.Status()[0].Acked == n })
-		el := time.Since(start)
-		if got := countMessages(t, st); got != n {
-			t.Fatalf("%d stored, want %d", got, n)
-		}
-		rate := float64(n) / el.Seconds()
+		slices.Sort(rates)
+		slices.Sort(kbs)
+		rate := rates[rounds/2]
 		fmt.Printf("bench: amqp_ingest_msgs_per_s %.0f msgs/s\n", rate)
 		if zmqRate > 0 {
 			fmt.Printf("bench: amqp_ingest_vs_zmq_rate %.2f ratio\n", rate/zmqRate)
 		}
-		var notes int
-		st.Pool.QueryRow(ctx, `SELECT count(*) FROM notifications`).Scan(&notes)
-		t.Logf("%d messages, %d notifications with their jobs, in %v", n, notes, el)
-		r.stop()
+		fmt.Printf("bench: amqp_ingest_alloc_kb_per_msg %.1f KB\n", kbs[rounds/2])
 	})
 	t.Run("latency", func(t *testing.T) {
 		const n, rate = 5000, 1000
@@ -183,6 +170,45 @@ func TestAMQPIngestLoad(t *testing.T) {
 			fmt.Printf("bench: amqp_ingest_vs_zmq_p99 %.2f ratio\n", p99/zmqP99)
 		}
 	})
+}
+
+// amqpBacklogRound publishes n messages into a fresh queue, then starts a
+// source and an ingester on it and times them until every message is
+// stored and acknowledged. It returns the rate and how many kilobytes the
+// process allocated per message meanwhile (a figure that, unlike the
+// rate, the machine's load does not move).
+func amqpBacklogRound(t *testing.T, node *amqptest.Node, corpus []map[string]any, n int) (rate, kbPerMsg float64) {
+	ctx := context.Background()
+	sc := node.Scope(t)
+	st := loadStore(t)
+	pub := newPub(t, node, sc)
+	for i := range n {
+		if _, err := pub.PublishEnvelope(ctx, corpus[i%len(corpus)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := depth(t, node, sc.Queue); d != n {
+		t.Fatalf("%d waiting, want %d", d, n)
+	}
+	src := newAMQPSource(node, sc, config.DefaultAMQPPrefetch)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	r := runAMQP(t, st, src, nil)
+	waitFor(t, 120*time.Second, "every message stored and acknowledged", func() bool { return src.Status()[0].Acked == int64(n) })
+	el := time.Since(start)
+	runtime.ReadMemStats(&after)
+	if got := countMessages(t, st); got != int64(n) {
+		t.Fatalf("%d stored, want %d", got, n)
+	}
+	var notes int
+	st.Pool.QueryRow(ctx, `SELECT count(*) FROM notifications`).Scan(&notes)
+	t.Logf("%d messages, %d notifications with their jobs, in %v", n, notes, el)
+	r.stop()
+	return float64(n) / el.Seconds(), float64(after.TotalAlloc-before.TotalAlloc) / float64(n) / 1024
 }
 
 func track(i int, apps []string) rules.Track {

@@ -192,14 +192,8 @@ func insertMessages(ctx context.Context, tx pgx.Tx, msgs []NewMessage) ([]Stored
 	if !slices.Equal(sd.ParamOIDs, insertParamOIDs) {
 		return nil, fmt.Errorf("store messages: the insert's parameters are %v, the encoder writes %v", sd.ParamOIDs, insertParamOIDs)
 	}
-	bp := paramBufs.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledParams {
-			paramBufs.Put(bp)
-		}
-	}()
-	buf, params := encodeInsertParams((*bp)[:0], msgs, dedupeFloor(msgs, time.Now()))
-	*bp = buf
+	buf, params := encodeInsertParams(paramBufs.get(), msgs, dedupeFloor(msgs, time.Now()))
+	defer paramBufs.put(buf)
 	formats := binaryFormats[:len(params)]
 	rr := conn.PgConn().ExecPrepared(ctx, sd.Name, params, formats, binaryFormats[:3])
 	byID := make(map[string]StoredMessage, len(msgs))
@@ -238,7 +232,41 @@ var binaryFormats = slices.Repeat([]int16{1}, 17)
 // maxPooledParams: a buffer grown past it by an exceptional batch is let go.
 const maxPooledParams = 16 << 20
 
-var paramBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+// paramBufs keeps the insert's parameter buffers from one batch to the
+// next. Not a sync.Pool: that one empties over two collections, and under
+// a backlog the ingester's garbage brings one every batch or two, so a
+// new buffer was made and grown to the batch's megabytes again and again
+// (a tenth of what the ingester allocated).
+var paramBufs = bufList{keep: 2}
+
+// bufList is a free list of byte buffers.
+type bufList struct {
+	keep int // how many buffers it holds at most
+	mu   sync.Mutex
+	free [][]byte
+}
+
+func (l *bufList) get() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
+		return b[:0]
+	}
+	return make([]byte, 0, 1<<20)
+}
+
+func (l *bufList) put(b []byte) {
+	if cap(b) > maxPooledParams {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) < l.keep {
+		l.free = append(l.free, b)
+	}
+}
 
 // pgEpochMicros is PostgreSQL's epoch (2000-01-01 UTC) in Unix microseconds.
 const pgEpochMicros = 946684800000000
