@@ -39,7 +39,7 @@ func parseJSON(b []byte) (any, error) {
 }
 
 // parsers keeps parsers' scratch stacks from one body to the next.
-var parsers = sync.Pool{New: func() any { return new(jsonParser) }}
+var parsers = sync.Pool{New: func() any { return &jsonParser{keys: new([256]string)} }}
 
 // release empties p (keeping nothing of the body it read, which the
 // stacks' values point into) and returns it to parsers.
@@ -70,8 +70,10 @@ type jsonParser struct {
 	elems   []any
 	// keys holds object keys read before: bus messages repeat the same
 	// few dozen, and each was a string allocation of its own (a quarter
-	// of the allocations). Direct-mapped by a hash of the key's bytes.
-	keys [256]string
+	// of the allocations). Direct-mapped by a hash of the key's bytes;
+	// nil in a parser that reads no objects (appendJSON's number check),
+	// which need not clear 4 KB of it.
+	keys *[256]string
 }
 
 // maxInterned is the longest key kept in jsonParser.keys.
@@ -80,6 +82,9 @@ const maxInterned = 32
 // key reads an object key, reusing the string of the same key read
 // before when it has no escapes.
 func (p *jsonParser) key() (string, error) {
+	if p.keys == nil {
+		return p.str()
+	}
 	start := p.i + 1
 	j := start
 	for j < len(p.b) && j-start <= maxInterned {
