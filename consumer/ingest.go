@@ -21,7 +21,10 @@ type Enqueuer interface {
 }
 
 // Ingester stores what the subscribers read and turns matches into
-// notifications and delivery jobs, all in one transaction per batch.
+// notifications and delivery jobs, all in one transaction per batch. It is
+// used by one goroutine at a time (Run's, or one caller of Ingest): it
+// keeps the endpoints' positions between batches. Several may share one
+// Rules.
 type Ingester struct {
 	Store   *store.Store
 	Rules   *rules.Live

@@ -59,9 +59,14 @@ func TestRuleEditsWhileMessagesFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The ingesters share one Live, as the ingesters of several sources
+	// would; each is used by its own goroutine only (an Ingester is not
+	// for concurrent use).
 	live := rules.NewLive(store.RuleSource{})
-	ing := &consumer.Ingester{Store: st, Rules: live, Queue: delivery.NewQueue(jobs, []delivery.Route{{Kind: fmn.KindEmail, Attempts: 12}}),
-		Metrics: metrics.New(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	newIngester := func() *consumer.Ingester {
+		return &consumer.Ingester{Store: st, Rules: live, Queue: delivery.NewQueue(jobs, []delivery.Route{{Kind: fmn.KindEmail, Attempts: 12}}),
+			Metrics: metrics.New(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	}
 
 	const edits, ingesters = 20, 2
 	stop := make(chan struct{})
@@ -102,6 +107,7 @@ func TestRuleEditsWhileMessagesFlow(t *testing.T) {
 	ingErr := make(chan error, ingesters)
 	for g := range ingesters {
 		wg.Add(1)
+		ing := newIngester()
 		go func() {
 			defer wg.Done()
 			for n := 0; ; n++ {
