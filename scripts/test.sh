@@ -15,4 +15,14 @@ scripts/ensure-rabbitmq.sh
 go vet ./...
 # staticcheck, pinned in go.mod's tool block (not linked into bin/fmn).
 go tool staticcheck ./...
-go test -count=1 -timeout 14m "$@" ./...
+# The race detector, wherever cgo can build it (a C compiler): tests run
+# goroutines against each other on purpose (sources, ingesters, bots), and
+# a race there passes unseen without it. Without a compiler the tests run
+# all the same, and this says what is missing.
+race=()
+if [ "$(go env CGO_ENABLED)" = 1 ]; then
+  race=(-race)
+else
+  echo "test.sh: no C compiler for cgo, so the race detector is off (install gcc to turn it on)" >&2
+fi
+go test -count=1 -timeout 14m "${race[@]}" "$@" ./...
