@@ -51,17 +51,42 @@ const (
 	Skip
 )
 
-// Reachable says whether anything at all may be sent to d: it is
-// confirmed (no one gets what they did not agree to), turned on, and not
-// failing (what failed for good would fail again: its owner turns it on
-// again once it is fixed). Send, or why not.
-func Reachable(d fmn.Destination) (Decision, string) {
+// Refusal names the condition of Reachable a destination fails, so that
+// a page can put it in its own words without judging the destination
+// again (and never disagree with what delivery does).
+type Refusal int
+
+// The refusals, in the order Reachable checks them.
+const (
+	NotRefused   Refusal = iota
+	NotConfirmed         // no one gets what they did not agree to
+	Disabled             // its owner turned it off
+	Failing              // it failed for good, and would fail again
+)
+
+// Refused is the first condition of Reachable that d fails, or NotRefused.
+func Refused(d fmn.Destination) Refusal {
 	switch {
 	case !d.Confirmed:
-		return Drop, "destination not confirmed"
+		return NotConfirmed
 	case !d.Enabled:
-		return Skip, "destination disabled"
+		return Disabled
 	case d.FailingReason != "":
+		return Failing
+	}
+	return NotRefused
+}
+
+// Reachable says whether anything at all may be sent to d: it is
+// confirmed, turned on, and not failing (its owner turns it on again once
+// it is fixed). Send, or why not (see Refused).
+func Reachable(d fmn.Destination) (Decision, string) {
+	switch Refused(d) {
+	case NotConfirmed:
+		return Drop, "destination not confirmed"
+	case Disabled:
+		return Skip, "destination disabled"
+	case Failing:
 		return Drop, "destination failing: " + d.FailingReason
 	}
 	return Send, ""

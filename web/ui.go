@@ -752,7 +752,7 @@ func (s *Server) testSendForm(w http.ResponseWriter, r *http.Request) error {
 	}
 	if ok, why := delivery.Testable(d); !ok {
 		return s.renderDestinations(w, r, http.StatusBadRequest, destinationsPage{ErrorFor: id,
-			Errors: map[string]string{"test": untestable(d, why)}})
+			Errors: map[string]string{"test": untestable(delivery.Refused(d), why)}})
 	}
 	if err := (delivery.Queue{Client: s.Jobs}).Test(r.Context(), d); err != nil {
 		return err
@@ -760,16 +760,17 @@ func (s *Server) testSendForm(w http.ResponseWriter, r *http.Request) error {
 	return s.redirect(w, r, "/destinations?done=test")
 }
 
-// untestable puts in the page's words why delivery.Testable refused d a
-// test (why is its reason); a reason the page has no words for yet is
-// shown as Testable gave it, never as one of the others.
-func untestable(d fmn.Destination, why string) string {
-	switch {
-	case !d.Confirmed:
+// untestable puts in the page's words why delivery.Testable refused a
+// test: ref is delivery.Refused's name for it and why Testable's reason.
+// A refusal the page has no words for (Testable refusing for a reason
+// beyond Reachable's) is shown as Testable gave it.
+func untestable(ref delivery.Refusal, why string) string {
+	switch ref {
+	case delivery.NotConfirmed:
 		return "Confirm this destination first: nothing is sent to it before."
-	case !d.Enabled:
+	case delivery.Disabled:
 		return "This destination is turned off: turn it on to send a test."
-	case d.FailingReason != "":
+	case delivery.Failing:
 		return "Delivery here is failing. Once that is fixed, turn the destination off and on again, then send a test."
 	}
 	return "No test can be sent here: " + why + "."
