@@ -205,11 +205,10 @@ func DecodeDelivery(d *amqp.Delivery, maxBytes int) (Envelope, *headerMeta, erro
 	trimmed := bytes.TrimSpace(d.Body)
 	raw, ok := appendJSON(make([]byte, 0, headRoom(len(d.Headers))+len(trimmed)), fields)
 	if !ok {
-		head, err := EncodeEnvelope(fields)
-		if err != nil {
-			return Envelope{}, nil, bad("shape", "headers: %v", err)
-		}
-		raw = append(make([]byte, 0, len(head)+len(trimmed)+8), head...)
+		// Only a number with no JSON form gets here (a NaN or an
+		// infinite float header); encoding/json's error says which.
+		_, err := EncodeEnvelope(fields)
+		return Envelope{}, nil, bad("shape", "headers: %v", err)
 	}
 	raw = append(raw[:len(raw)-1], `,"msg":`...)
 	raw = append(raw, trimmed...)

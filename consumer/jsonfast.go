@@ -42,10 +42,12 @@ func parseJSON(b []byte) (any, error) {
 var parsers = sync.Pool{New: func() any { return &jsonParser{keys: new([256]string)} }}
 
 // release empties p (keeping nothing of the body it read, which the
-// stacks' values point into) and returns it to parsers.
+// stacks' values point into) and returns it to parsers. Only a parse that
+// failed leaves entries on the stacks: object and array clear what they
+// pop, so past a stack's length it is always clear already.
 func (p *jsonParser) release() {
-	clear(p.members[:cap(p.members)])
-	clear(p.elems[:cap(p.elems)])
+	clear(p.members)
+	clear(p.elems)
 	p.b, p.members, p.elems = nil, p.members[:0], p.elems[:0]
 	if cap(p.members) <= maxScratch && cap(p.elems) <= maxScratch {
 		parsers.Put(p)

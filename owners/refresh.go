@@ -100,7 +100,7 @@ func (r *Refresher) lead(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer pc.Close(context.WithoutCancel(ctx))
+	defer store.CloseDedicated(pc)
 	var mine bool
 	if err := pc.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, store.LockDistgit).Scan(&mine); err != nil {
 		return fmt.Errorf("take the refresher's lock: %w", err)

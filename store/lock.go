@@ -24,15 +24,10 @@ func (s *Store) HoldLock(ctx context.Context, key int64, every time.Duration) (l
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect for lock: %w", err)
 	}
-	closeConn := func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}
 	for {
 		var ok bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
-			closeConn()
+			CloseDedicated(conn)
 			return nil, nil, fmt.Errorf("take lock: %w", err)
 		}
 		if ok {
@@ -42,7 +37,7 @@ func (s *Store) HoldLock(ctx context.Context, key int64, every time.Duration) (l
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			closeConn()
+			CloseDedicated(conn)
 			return nil, nil, ctx.Err()
 		case <-t.C:
 		}
@@ -83,7 +78,7 @@ func (s *Store) HoldLock(ctx context.Context, key int64, every time.Duration) (l
 			defer mu.Unlock()
 			// The lock dies with the session, and the connection is this
 			// lock's alone.
-			closeConn()
+			CloseDedicated(conn)
 		})
 	}
 	return lostc, release, nil

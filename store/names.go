@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"sync"
@@ -43,17 +44,10 @@ func (k *KnownNames) unknown(msgs []NewMessage) []Name {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var out []Name
-	seen := map[Name]struct{}{}
 	add := func(kind, name string) {
-		n := Name{kind, name}
-		if _, ok := k.known[n]; ok {
-			return
+		if n := (Name{kind, name}); !k.has(n) {
+			out = append(out, n)
 		}
-		if _, ok := seen[n]; ok {
-			return
-		}
-		seen[n] = struct{}{}
-		out = append(out, n)
 	}
 	for _, m := range msgs {
 		md := m.Meta
@@ -69,12 +63,14 @@ func (k *KnownNames) unknown(msgs []NewMessage) []Name {
 		}
 	}
 	slices.SortFunc(out, func(a, b Name) int {
-		if c := strings.Compare(a.Kind, b.Kind); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
+		return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Name, b.Name))
 	})
-	return out
+	return slices.Compact(out)
+}
+
+func (k *KnownNames) has(n Name) bool {
+	_, ok := k.known[n]
+	return ok
 }
 
 // Learn records names as stored: call it once the transaction that

@@ -43,7 +43,7 @@ func (s *Store) followOnce(ctx context.Context, refresh func() error) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer CloseDedicated(conn)
 	if _, err := conn.Exec(ctx, "LISTEN fmn_rules"); err != nil {
 		return translate(err, "listen for rule changes")
 	}

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -99,6 +100,19 @@ func (s *Store) Dedicated(ctx context.Context, role string) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("connect for %s: %w", role, err)
 	}
 	return conn, nil
+}
+
+// closeWait bounds how long closing a Dedicated connection waits for the
+// server's side of it: a database that went away must not hold up a
+// shutdown.
+const closeWait = 5 * time.Second
+
+// CloseDedicated closes a connection from Dedicated, ending its LISTENs and
+// releasing its session locks, waiting at most closeWait.
+func CloseDedicated(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	_ = conn.Close(ctx)
 }
 
 // Close closes the pools.

@@ -105,7 +105,7 @@ func (h *Hub) listen(ctx context.Context, last *int64) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer store.CloseDedicated(conn)
 	if _, err := conn.Exec(ctx, "LISTEN fmn_notifications"); err != nil {
 		return err
 	}
